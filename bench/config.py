@@ -1,0 +1,216 @@
+"""Run and sweep configs: YAML in, validated dataclasses out, with a stable run_id.
+
+Layering, lowest first: the dataclass defaults -> each `base:` file (recursively, in order)
+-> the file itself -> command-line overrides `section.key=value`. Every error names the file
+(or "command line"), the dotted key, the value and what was expected.
+
+    python -m bench.config experiments/base/tiny.yaml train.lr=3e-4
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
+from bench.data.config import DataConfig
+from models.config import ModelConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = REPO_ROOT / "experiments"
+
+
+@dataclass
+class BudgetConfig:
+    samples: int = field(default=96_000, metadata={"ge": 1, "help": "global samples seen before the run stops"})
+
+
+@dataclass
+class TrainConfig:
+    global_batch: int = field(default=64, metadata={"ge": 1, "help": "samples per optimizer step, all processes together"})
+    micro_batch: int = field(default=64, metadata={"ge": 1, "help": "samples per forward pass on one process"})
+    lr: float = field(default=1e-3, metadata={"gt": 0.0})
+    weight_decay: float = field(default=0.01, metadata={"ge": 0.0})
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    warmup_samples: int = field(default=3_200, metadata={"ge": 0})
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = field(default=0.0, metadata={"ge": 0.0, "le": 1.0, "help": "cosine floor as a fraction of lr"})
+    grad_clip: float = field(default=1.0, metadata={"ge": 0.0, "help": "0 = no clipping"})
+    precision: Literal["fp32", "bf16"] = "fp32"
+    zero_stage: int = field(default=0, metadata={"ge": 0, "le": 3})
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    checkpoint_every: int = field(default=16_000, metadata={"ge": 0, "help": "samples between checkpoints; 0 = only at the end"})
+    keep_checkpoints: int = field(default=2, metadata={"ge": 1, "identity": False})
+    nonfinite: Literal["fail", "skip"] = field(default="fail", metadata={"help": "a NaN/inf loss: stop the run, or skip the step"})
+    log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
+
+    def check(self) -> None:
+        if self.global_batch % self.micro_batch:
+            raise ValueError(
+                f"global_batch={self.global_batch} is not a multiple of micro_batch={self.micro_batch}"
+            )
+        if self.budget.samples % self.global_batch:
+            raise ValueError(
+                f"budget.samples={self.budget.samples} is not a multiple of global_batch={self.global_batch}; "
+                f"the nearest valid budgets are {self.budget.samples // self.global_batch * self.global_batch} "
+                f"and {(self.budget.samples // self.global_batch + 1) * self.global_batch}"
+            )
+
+
+@dataclass
+class EvalConfig:
+    grid: list[int] = field(default_factory=list, metadata={"help": "sample counts to evaluate at; empty = log-spaced"})
+    tasks: list[str] = field(default_factory=lambda: ["classification", "retrieval", "vqa"])
+    split: Literal["val", "test", "novel"] = "val"
+    size: int = field(default=400, metadata={"ge": 1, "help": "items per task"})
+    batch: int = field(default=100, metadata={"ge": 1, "identity": False})
+
+
+@dataclass
+class LaunchConfig:
+    """Where and how a run executes; none of it changes what is computed."""
+
+    executor: Literal["auto", "slurm", "local", "inline"] = "auto"
+    processes: int = field(default=1, metadata={"ge": 1, "help": "processes of one run (GPUs, or CPU workers)"})
+    nodes: int = field(default=1, metadata={"ge": 1})
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    gpus_per_node: int = field(default=0, metadata={"ge": 0})
+    cpus_per_task: int = field(default=2, metadata={"ge": 1})
+    mem_gb: int = field(default=16, metadata={"ge": 1})
+    time_min: int = field(default=60, metadata={"ge": 1})
+    array_parallelism: int = field(default=16, metadata={"ge": 1})
+
+
+@dataclass
+class RunConfig:
+    name: str = field(default="run", metadata={"identity": False})
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    launch: LaunchConfig = field(default_factory=LaunchConfig, metadata={"identity": False})
+    output_dir: str = field(default="results/runs", metadata={"identity": False})
+
+    def check(self) -> None:
+        too_late = [s for s in self.eval.grid if s > self.train.budget.samples or s < 0]
+        if too_late:
+            raise ValueError(f"eval.grid has sample counts outside 0..budget ({self.train.budget.samples}): {too_late}")
+
+    @property
+    def run_id(self) -> str:
+        return run_id(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(to_dict(self), sort_keys=False)
+
+
+def run_id(cfg: Any) -> str:
+    """Hash of what the run computes: key order and launch-only settings do not matter."""
+    blob = json.dumps(to_dict(cfg, identity_only=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# ---------------------------------------------------------------- loading
+
+
+def resolve_path(path: str | Path, relative_to: Path | None = None) -> Path:
+    """A config path: as given (or next to the including file), else under experiments/."""
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [
+        *( [relative_to / p] if relative_to else [] ), Path.cwd() / p, EXPERIMENTS / p,
+    ]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    tried = ", ".join(str(c) for c in candidates)
+    raise ConfigError(f"config file '{path}' not found (looked at: {tried})")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _layered(path: Path, prov: Provenance, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"{path}: 'base' files include each other in a cycle: {chain}")
+    data = read_yaml(path)
+    bases = data.pop("base", [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: key 'base' has value {bases!r}; expected a file path or a list of them")
+    merged: dict[str, Any] = {}
+    for b in bases:
+        merged = deep_merge(merged, _layered(resolve_path(b, path.parent), prov, (*seen, path)), prov, str(b))
+    return deep_merge(merged, data, prov, str(path))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'train.lr=3e-4' -> ('train.lr', '3e-4' parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"command line: override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"command line: override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"command line: override {text!r}: value is not valid YAML: {e}") from None
+    return key, value
+
+
+def merge_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any], prov: Provenance,
+                    source: str = "command line") -> dict[str, Any]:
+    pairs = overrides.items() if isinstance(overrides, dict) else (parse_override(o) for o in overrides)
+    for key, value in pairs:
+        data = deep_merge(data, nest_dotted(key, value), prov, source)
+    return data
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | dict[str, Any] = ()) -> RunConfig:
+    """Load a run config file (or only defaults when path is None) with overrides applied."""
+    prov: Provenance = {"": "built-in defaults"}
+    data = to_dict(RunConfig())  # mappings such as model.*.arch merge into their defaults
+    if path is not None:
+        data = deep_merge(data, _layered(resolve_path(path), prov), {}, "")  # keeps each key's own source
+    data = merge_overrides(data, overrides, prov)
+    return from_dict(RunConfig, data, prov)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    try:
+        cfg = load_run_config(argv[0], argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(cfg.to_yaml(), end="")
+    print(f"# run_id: {cfg.run_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

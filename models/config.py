@@ -1,0 +1,111 @@
+"""Settings of the models: plain dataclasses, validated by bench/configlib.py.
+
+One ModelConfig serves both twins and any added baseline: the twins read the sections they
+use (the VLM ignores the Y-encoder and the loss), and `options` carries free-form settings of
+a baseline added later, validated by that baseline's own builder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LAYER_SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
+
+
+class ModelConfigError(ValueError):
+    pass
+
+
+@dataclass
+class BackboneConfig:
+    """A transformers model: loaded from a hub id or local path, or built from `arch`."""
+
+    pretrained: str = field(default="", metadata={"help": "hub id or local directory; empty = random init from arch"})
+    arch: dict[str, Any] = field(default_factory=dict, metadata={"help": "transformers config kwargs, model_type included"})
+    init_seed: int | None = field(default=0, metadata={"help": "seed of a random init; null = the run's seed"})
+
+    def check(self) -> None:
+        if not self.pretrained and "model_type" not in self.arch:
+            raise ModelConfigError("a backbone needs 'pretrained' (hub id or path) or 'arch' with a 'model_type'")
+
+
+@dataclass
+class XEncoderConfig:
+    """The frozen video encoder (V-JEPA 2)."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(arch={"model_type": "vjepa2"}))
+    pool: Literal["none", "frame_mean", "frame_concat"] = field(
+        default="frame_concat",
+        metadata={"help": "none: every patch token; frame_mean/frame_concat: one token per time step"},
+    )
+
+
+@dataclass
+class LMConfig:
+    """The causal LM whose layers form the VL-JEPA predictor, or the VLM's trunk."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(arch={"model_type": "llama"}, init_seed=None))
+    tokenizer: str = field(default="", metadata={"help": "tokenizer directory or hub id; empty = backbone.pretrained"})
+    layers: str = field(default="-8:", metadata={"help": "python slice of the LM's layers kept, e.g. '-8:' or '0:2'"})
+    train_embeddings: bool = field(default=True, metadata={"help": "train the LM's token embeddings (and tied head)"})
+    max_query_tokens: int = field(default=64, metadata={"ge": 1})
+    max_target_tokens: int = field(default=48, metadata={"ge": 1})
+
+    def check(self) -> None:
+        if not LAYER_SLICE.match(self.layers):
+            raise ModelConfigError(f"lm.layers={self.layers!r} is not a slice like '-8:', '0:2' or ':'")
+
+    def layer_slice(self) -> slice:
+        m = LAYER_SLICE.match(self.layers)
+        assert m is not None
+        return slice(*(int(g) if g is not None else None for g in m.groups()))
+
+
+@dataclass
+class YEncoderConfig:
+    """The text encoder that embeds targets (EmbeddingGemma at paper scale)."""
+
+    backbone: BackboneConfig = field(default_factory=lambda: BackboneConfig(arch={"model_type": "bert"}))
+    tokenizer: str = field(default="", metadata={"help": "tokenizer directory or hub id; empty = backbone.pretrained"})
+    lr_multiplier: float = field(default=0.05, metadata={"ge": 0.0, "help": "Y-encoder lr = lr x this; 0 = frozen"})
+    head: bool = field(default=True, metadata={"help": "a trainable linear head to embed_dim"})
+    max_tokens: int = field(default=48, metadata={"ge": 1})
+
+
+@dataclass
+class LossConfig:
+    name: Literal["infonce", "cosine", "l1", "l2", "vicreg", "sigreg"] = "infonce"
+    temperature: float = field(default=0.07, metadata={"gt": 0.0})
+    learn_temperature: bool = True
+    min_temperature: float = field(default=0.01, metadata={"gt": 0.0})
+    mask_duplicates: bool = field(default=True, metadata={"help": "InfoNCE: identical targets are not negatives"})
+    vicreg_weights: list[float] = field(default_factory=lambda: [25.0, 25.0, 1.0], metadata={"help": "invariance, variance, covariance"})
+    sigreg_weight: float = field(default=0.05, metadata={"ge": 0.0})
+    sigreg_slices: int = field(default=256, metadata={"ge": 1})
+
+
+@dataclass
+class DecoderConfig:
+    """The Y-decoder: embedding -> text (see models/decoder.py for the design)."""
+
+    checkpoint: str = field(default="", metadata={"help": "a trained Y-decoder directory; empty = none (generate() unavailable)"})
+    hidden: int = field(default=128, metadata={"ge": 8})
+    layers: int = field(default=2, metadata={"ge": 1})
+    heads: int = field(default=4, metadata={"ge": 1})
+    prefix_tokens: int = field(default=4, metadata={"ge": 1})
+    max_tokens: int = field(default=32, metadata={"ge": 2})
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(default="vljepa", metadata={"help": "a registered model name (models/registry.py)"})
+    embed_dim: int = field(default=1536, metadata={"ge": 1, "help": "the shared embedding space"})
+    attention: Literal["bidirectional", "causal"] = "bidirectional"
+    x_encoder: XEncoderConfig = field(default_factory=XEncoderConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    y_encoder: YEncoderConfig = field(default_factory=YEncoderConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "free-form settings of an added baseline"})
