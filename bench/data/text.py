@@ -1,0 +1,158 @@
+"""Text of the shapes world: canonical captions, paraphrases that share few words, class names,
+questions and answers. Every string is lower case, words separated by single spaces.
+
+The paraphrases are the point of the world (the paper's argument): many surface forms of one
+meaning. A token-space model must spend capacity on which words were chosen; an embedding-space
+model only needs the meaning.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from bench.data.world import Obj, Scene
+
+COLOUR_WORDS = {
+    "red": ["red", "crimson", "scarlet"],
+    "green": ["green", "emerald", "lime"],
+    "blue": ["blue", "azure", "navy"],
+    "yellow": ["yellow", "golden", "lemon"],
+    "purple": ["purple", "violet", "lilac"],
+    "orange": ["orange", "amber", "tangerine"],
+}
+SHAPE_WORDS = {
+    "circle": ["circle", "disc", "round blob"],
+    "square": ["square", "box", "block"],
+    "triangle": ["triangle", "wedge", "three sided shape"],
+    "star": ["star", "starburst", "five pointed star"],
+    "cross": ["cross", "plus sign", "cross mark"],
+    "diamond": ["diamond", "rhombus", "lozenge"],
+}
+SIZE_WORDS = {"small": ["small", "little", "tiny"], "large": ["large", "big", "huge"]}
+MOTION_WORDS = {  # verb phrases, third person
+    "left": ["moves left", "slides to the left", "drifts leftward", "travels west"],
+    "right": ["moves right", "slides to the right", "drifts rightward", "travels east"],
+    "up": ["moves up", "rises", "climbs upward", "floats toward the top"],
+    "down": ["moves down", "sinks", "drops downward", "falls toward the bottom"],
+    "grow": ["grows", "gets bigger", "expands", "swells"],
+    "shrink": ["shrinks", "gets smaller", "contracts", "dwindles"],
+    "rotate": ["rotates", "spins", "turns around", "twirls"],
+    "still": ["stays still", "does not move", "remains motionless", "sits in place"],
+}
+MOTION_GERUND = {  # for class names: "a square moving left"
+    "left": "moving left", "right": "moving right", "up": "moving up", "down": "moving down",
+    "grow": "growing", "shrink": "shrinking", "rotate": "rotating", "still": "staying still",
+}
+EVENT_WORDS = {
+    "light_off": ["the light goes out", "the room goes dark", "everything dims", "darkness falls"],
+    "light_on": ["the light comes on", "the room brightens", "the lamp switches on", "everything lights up"],
+}
+NEAR_WORDS = ["next to", "beside", "near", "alongside"]
+NUMBER_WORDS = ["zero", "one", "two", "three", "four"]
+
+# sentence frames: {A} actor phrase with size, {a} without, {M} motion, {D} distractors, {E} event
+TEMPLATES = [
+    "{A} {M}{D}{E}",
+    "there is {a} that {M}{D}{E}",
+    "in this clip {A} {M}{D}{E}",
+    "we see {A} as it {M}{D}{E}",
+    "{a} {M}{D}{E}",
+    "watch {A} that {M}{D}{E}",
+]
+EVENT_JOINS = [" then {e}", " while {e}", " and {e}", " as {e}"]
+
+CAPTION_QUERY = "describe the video"
+CLASSIFY_QUERY = "what action is happening"
+CLASS_PROMPTS = ["{}", "a video of a {}", "a clip showing a {}"]
+
+# questions of the discriminative VQA items; answers are single words from the candidate lists
+QUESTIONS = {
+    "colour": "what colour is the {shape}",
+    "shape": "what shape is the {colour} object",
+    "counting": "how many objects are there",
+    "existence": "is there a {colour} {shape}",
+    "motion": "what is the {colour} {shape} doing",
+}
+YES_NO = ["yes", "no"]
+
+
+def _pick(rng: np.random.Generator, options: list[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _noun_phrase(o: Obj, rng: np.random.Generator | None, with_size: bool) -> str:
+    words = [] if not with_size else [SIZE_WORDS[o.size][0] if rng is None else _pick(rng, SIZE_WORDS[o.size])]
+    words.append(COLOUR_WORDS[o.colour][0] if rng is None else _pick(rng, COLOUR_WORDS[o.colour]))
+    words.append(SHAPE_WORDS[o.shape][0] if rng is None else _pick(rng, SHAPE_WORDS[o.shape]))
+    phrase = " ".join(words)
+    return f"{_article(phrase)} {phrase}"
+
+
+def caption(scene: Scene, rng: np.random.Generator | None = None) -> str:
+    """The canonical caption (rng=None: first synonym, first template) or a random paraphrase."""
+    actor = scene.actor
+    tmpl = TEMPLATES[0] if rng is None else _pick(rng, TEMPLATES)
+    big = _noun_phrase(actor, rng, with_size=True)
+    small = _noun_phrase(actor, rng, with_size=False)
+    motion = MOTION_WORDS[actor.motion][0] if rng is None else _pick(rng, MOTION_WORDS[actor.motion])
+    distractors = ""
+    if len(scene.objects) > 1:
+        near = NEAR_WORDS[0] if rng is None else _pick(rng, NEAR_WORDS)
+        others = " and ".join(_noun_phrase(o, rng, with_size=False) for o in scene.objects[1:])
+        distractors = f" {near} {others}"
+    event = ""
+    if scene.event != "none":
+        join = EVENT_JOINS[0] if rng is None else _pick(rng, EVENT_JOINS)
+        e = EVENT_WORDS[scene.event][0] if rng is None else _pick(rng, EVENT_WORDS[scene.event])
+        event = join.format(e=e)
+    return tmpl.format(A=big, a=small, M=motion, D=distractors, E=event)
+
+
+def paraphrases(scene: Scene, n: int, rng: np.random.Generator) -> list[str]:
+    """The canonical caption followed by up to n-1 distinct random paraphrases."""
+    out = [caption(scene)]
+    for _ in range(50 * n):
+        if len(out) >= n:
+            break
+        p = caption(scene, rng)
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def class_name(shape: str, motion: str) -> str:
+    return f"{SHAPE_WORDS[shape][0]} {MOTION_GERUND[motion]}"
+
+
+def motion_answer(o: Obj) -> str:
+    return MOTION_WORDS[o.motion][0]
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+def word_overlap(a: str, b: str) -> float:
+    """Jaccard overlap of the two texts' word sets."""
+    sa, sb = set(words(a)), set(words(b))
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def vocabulary() -> list[str]:
+    """Every word any text of the world can contain, sorted (the tiny tokenizer's vocabulary)."""
+    pieces: list[str] = [CAPTION_QUERY, CLASSIFY_QUERY, *CLASS_PROMPTS, *TEMPLATES, *EVENT_JOINS,
+                         *NEAR_WORDS, *NUMBER_WORDS, *YES_NO, *QUESTIONS.values(), "an a and"]
+    for table in (COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, MOTION_WORDS, EVENT_WORDS):
+        for options in table.values():
+            pieces.extend(options)
+    pieces.extend(MOTION_GERUND.values())
+    pieces.extend(COLOUR_WORDS)
+    pieces.extend(SHAPE_WORDS)
+    vocab = {w for p in pieces for w in words(re.sub(r"\{[a-z]*\}", " ", p))}
+    return sorted(vocab)
