@@ -174,8 +174,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"command line: override {text!r} has an empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as e:
-        raise ConfigError(f"command line: override {text!r}: value is not valid YAML: {e}") from None
+    except yaml.YAMLError:
+        value = raw  # not YAML (e.g. a slice like ':'): the plain string, checked against the field's type
     return key, value
 
 

@@ -96,6 +96,7 @@ class DecoderConfig:
     heads: int = field(default=4, metadata={"ge": 1})
     prefix_tokens: int = field(default=4, metadata={"ge": 1})
     max_tokens: int = field(default=32, metadata={"ge": 2})
+    noise: float = field(default=0.1, metadata={"ge": 0.0, "help": "training noise on the unit embedding (bridges predicted vs. encoded)"})
 
 
 @dataclass

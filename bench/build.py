@@ -1,0 +1,40 @@
+"""Run config -> model: resolves the suite's built-in resources, then calls the model registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch.nn as nn
+
+from bench.config import REPO_ROOT, RunConfig
+from bench.data.tokenizer import build_shapes_tokenizer
+from models import registry
+from models.config import ModelConfig
+
+BUILTIN_TOKENIZERS = {"builtin:shapes": build_shapes_tokenizer}
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts (the tiny tokenizer, feature caches) live: $VLJEPA_CACHE or results/cache."""
+    return Path(os.environ.get("VLJEPA_CACHE", REPO_ROOT / "results" / "cache"))
+
+
+def _resolve_tokenizer(source: str) -> str:
+    if source.startswith("builtin:"):
+        if source not in BUILTIN_TOKENIZERS:
+            raise ValueError(f"unknown built-in tokenizer {source!r}; known: {', '.join(BUILTIN_TOKENIZERS)}")
+        return str(BUILTIN_TOKENIZERS[source](cache_dir() / "tokenizers"))
+    return source
+
+
+def resolve_model_config(model: ModelConfig) -> ModelConfig:
+    """The model config with built-in tokenizers replaced by real tokenizer folders."""
+    lm = dataclasses.replace(model.lm, tokenizer=_resolve_tokenizer(model.lm.tokenizer))
+    y = dataclasses.replace(model.y_encoder, tokenizer=_resolve_tokenizer(model.y_encoder.tokenizer))
+    return dataclasses.replace(model, lm=lm, y_encoder=y)
+
+
+def build_model(cfg: RunConfig, meta: bool = False) -> nn.Module:
+    return registry.build(resolve_model_config(cfg.model), seed=cfg.seed, meta=meta)

@@ -1,0 +1,43 @@
+"""Parameter accounting of a run config's model, per component (built on the meta device: no memory,
+no weights, no download, so the paper preset can be inspected on a laptop).
+
+    python -m bench.params experiments/base/paper.yaml [overrides]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bench.build import build_model
+from bench.config import ConfigError, load_run_config
+
+
+def parameter_table(counts: dict[str, dict[str, int]]) -> str:
+    rows = ["| component | trainable | frozen |", "|---|---:|---:|"]
+    for name, c in counts.items():
+        rows.append(f"| {name} | {c['trainable']:,} | {c['frozen']:,} |")
+    t = sum(c["trainable"] for c in counts.values())
+    f = sum(c["frozen"] for c in counts.values())
+    rows.append(f"| **total** | **{t:,}** | **{f:,}** |")
+    rows.append(f"\n{(t + f) / 1e9:.3f}B parameters, {t / 1e9:.3f}B trainable")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__.strip())
+        return 2
+    try:
+        cfg = load_run_config(argv[0], argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    model = build_model(cfg, meta=True)
+    print(f"{cfg.name}: model {cfg.model.name}\n")
+    print(parameter_table(model.parameter_counts()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The Y-decoder: a predicted embedding -> text.
+
+The paper uses one at inference but gives neither its architecture nor its recipe. Ours, chosen to
+be small and to need nothing but the text side of a trained VL-JEPA:
+
+- a small Llama decoder (same transformers class as the predictor, `decoder.layers` x `decoder.hidden`)
+  over the LM tokenizer;
+- conditioned on the unit-normalised embedding through `prefix_tokens` prefix vectors (one linear
+  map D -> prefix_tokens x hidden), then the text, then EOS; cross-entropy on the text and EOS;
+- trained on *Y-encoded target texts* (text -> Y-encoder -> head -> decoder -> the same text), with
+  Gaussian noise of relative norm `decoder.noise` on the unit embedding, so that it tolerates the gap
+  between a predicted embedding and an encoded one;
+- decoded greedily with the KV cache.
+
+It is trained after the VL-JEPA run it serves (the embedding space must be final), and saved as a
+self-contained folder (config.json, model.safetensors, the tokenizer) that model.decoder.checkpoint
+names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from models.config import DecoderConfig
+from models.encoders import load_tokenizer
+from models.lm import greedy_decode
+
+
+class YDecoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig, embed_dim: int, tokenizer_source: str, seed: int = 0):
+        super().__init__()
+        self.cfg, self.embed_dim = cfg, embed_dim
+        self.tokenizer = load_tokenizer(tokenizer_source, "")
+        config = AutoConfig.for_model("llama", vocab_size=len(self.tokenizer), hidden_size=cfg.hidden,
+                                      intermediate_size=4 * cfg.hidden, num_hidden_layers=cfg.layers,
+                                      num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                                      max_position_embeddings=cfg.prefix_tokens + cfg.max_tokens + 8,
+                                      tie_word_embeddings=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.lm = AutoModelForCausalLM.from_config(config)
+            self.prefix = nn.Linear(embed_dim, cfg.prefix_tokens * cfg.hidden)
+
+    def _prefix(self, emb: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
+        e = F.normalize(emb.float(), dim=-1)
+        if noise:
+            e = F.normalize(e + noise * torch.randn_like(e) / e.shape[-1] ** 0.5, dim=-1)
+        return self.prefix(e.to(self.prefix.weight.dtype)).view(len(e), self.cfg.prefix_tokens, self.cfg.hidden)
+
+    def loss(self, emb: torch.Tensor, texts: list[str]) -> dict[str, torch.Tensor]:
+        tok = self.tokenizer([t + self.tokenizer.eos_token for t in texts], padding=True, truncation=True,
+                             max_length=self.cfg.max_tokens, add_special_tokens=False, return_tensors="pt")
+        ids, tmask = tok["input_ids"].to(emb.device), tok["attention_mask"].to(emb.device)
+        prefix = self._prefix(emb, self.cfg.noise if self.training else 0.0)
+        x = torch.cat([prefix, self.lm.model.embed_tokens(ids)], 1)
+        keep = torch.cat([torch.ones(prefix.shape[:2], dtype=tmask.dtype, device=emb.device), tmask], 1)
+        h = self.lm.model(inputs_embeds=x, attention_mask=keep).last_hidden_state
+        P = prefix.shape[1]
+        logits = self.lm.lm_head(h[:, P - 1:-1])  # position P-1+i predicts text token i
+        labels = ids.masked_fill(tmask == 0, -100)
+        return {"loss": F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100)}
+
+    @torch.no_grad()
+    def generate(self, emb: torch.Tensor, max_tokens: int | None = None) -> list[str]:
+        prefix = self._prefix(emb)
+        keep = torch.ones(prefix.shape[:2], dtype=torch.long, device=emb.device)
+        rows = greedy_decode(self.lm, prefix, keep, self.tokenizer.eos_token_id, max_tokens or self.cfg.max_tokens)
+        return [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
+
+    def fit(self, embeddings: torch.Tensor, texts: list[str], steps: int, batch: int = 64, lr: float = 1e-3,
+            seed: int = 0, log=None) -> list[float]:
+        """Train on (embedding, text) pairs for a number of steps; returns the loss of each step."""
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=0.01)
+        self.train()
+        losses = []
+        for step in range(steps):
+            idx = torch.randint(len(texts), (min(batch, len(texts)),), generator=gen)
+            out = self.loss(embeddings[idx], [texts[i] for i in idx.tolist()])
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(self.parameters(), 1.0)
+            opt.step()
+            losses.append(out["loss"].item())
+            if log and (step % 100 == 0 or step == steps - 1):
+                log(f"y-decoder step {step + 1}/{steps} loss {losses[-1]:.4f}")
+        self.eval()
+        return losses
+
+    def save(self, directory: str | Path) -> Path:
+        """Atomically write config.json, model.safetensors and the tokenizer into directory."""
+        directory = Path(directory)
+        tmp = directory.with_name(directory.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "config.json").write_text(json.dumps({"decoder": asdict(self.cfg), "embed_dim": self.embed_dim}))
+        state = {k: v.contiguous() for k, v in self.state_dict().items()}
+        state.pop("lm.lm_head.weight", None)  # tied to the token embeddings
+        save_file(state, str(tmp / "model.safetensors"))
+        self.tokenizer.save_pretrained(tmp)
+        if directory.exists():
+            import shutil
+
+            shutil.rmtree(directory)
+        tmp.rename(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "YDecoder":
+        directory = Path(directory)
+        meta = json.loads((directory / "config.json").read_text())
+        dec = cls(DecoderConfig(**meta["decoder"]), meta["embed_dim"], str(directory))
+        result = dec.load_state_dict(load_file(str(directory / "model.safetensors")), strict=False)
+        missing = [k for k in result.missing_keys if k != "lm.lm_head.weight"]
+        if missing or result.unexpected_keys:
+            raise ValueError(f"{directory}: Y-decoder weights do not match its config "
+                             f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
+        dec.lm.tie_weights()
+        return dec.eval()

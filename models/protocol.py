@@ -1,0 +1,76 @@
+"""The interface every model offers, so that the trainer and the tasks never ask which model they hold.
+
+A batch is a dict: "video" (B, T, 3, H, W) uint8, "query" list[str], "target" list[str]
+(plus bookkeeping keys a model ignores).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import torch
+
+Batch = dict[str, Any]
+Candidates = Sequence[str] | Sequence[Sequence[str]]  # shared by every sample, or one list per sample
+
+
+@runtime_checkable
+class Model(Protocol):
+    #: whether embed() gives an embedding stream (selective decoding needs one)
+    has_embedding: bool
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Same as loss(): engines such as DeepSpeed call the module itself."""
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Scalar tensors, "loss" among them; computed inside the module so data-parallel engines see it."""
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer groups of the trainable parameters, each with its own "lr" (LR multipliers live here)."""
+
+    def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
+        """(B, K): how well each of K candidate texts answers each sample; higher is better."""
+
+    def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
+        """One text per sample."""
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        """(B, D) unit-norm embeddings, where has_embedding is true."""
+
+    def parameter_counts(self) -> dict[str, dict[str, int]]:
+        """Per component: {"trainable": n, "frozen": n}."""
+
+    def parity(self) -> dict[str, Any]:
+        """What must be equal between twins of a matched pair (e.g. the X-encoder's weight hash)."""
+
+
+def broadcast_candidates(candidates: Candidates, batch_size: int) -> list[list[str]]:
+    """Candidates as one list per sample, all of one length K."""
+    if len(candidates) and isinstance(candidates[0], str):
+        rows = [list(candidates)] * batch_size  # type: ignore[list-item]
+    else:
+        rows = [list(c) for c in candidates]  # type: ignore[arg-type]
+    if len(rows) != batch_size:
+        raise ValueError(f"{len(rows)} candidate lists for a batch of {batch_size}")
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError("every sample of one score() call needs the same number of candidates")
+    return rows
+
+
+def count_parameters(module: torch.nn.Module) -> dict[str, int]:
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
+    return {"trainable": trainable, "frozen": frozen}
+
+
+def decay_groups(named: list[tuple[str, torch.nn.Parameter]], lr: float, weight_decay: float, name: str) -> list[dict]:
+    """AdamW groups: matrices decay, vectors and scalars (biases, norms, temperature) do not."""
+    params = [(n, p) for n, p in named if p.requires_grad]
+    decay = [p for n, p in params if p.ndim >= 2]
+    no_decay = [p for n, p in params if p.ndim < 2]
+    groups = []
+    if decay:
+        groups.append({"params": decay, "lr": lr, "weight_decay": weight_decay, "name": name})
+    if no_decay:
+        groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{name}/no_decay"})
+    return groups

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny run configs that build in a second and train in a few."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+# a tiny random BERT over the shapes vocabulary: a Y-encoder that trains in milliseconds
+FAST_Y = [
+    "model.y_encoder.backbone.pretrained=",
+    "model.y_encoder.backbone.arch={model_type: bert, hidden_size: 64, num_hidden_layers: 1, "
+    "num_attention_heads: 2, intermediate_size: 128, max_position_embeddings: 64}",
+    "model.y_encoder.tokenizer=builtin:shapes",
+    "model.y_encoder.lr_multiplier=0.05",
+]
+SMALL_DATA = ["data.shapes.train_size=512", "data.shapes.val_size=64", "data.shapes.test_size=64",
+              "data.shapes.novel_size=32"]
+
+
+def tiny_overrides(*extra: str) -> list[str]:
+    return [*FAST_Y, *SMALL_DATA, "model.embed_dim=64", *extra]
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("VLJEPA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
