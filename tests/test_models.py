@@ -30,6 +30,7 @@ def batches(cfg, n: int, size: int = 32):
 
 @pytest.mark.parametrize("name", ["vljepa", "vlm"])
 def test_twins_train_with_falling_loss(name):
+    torch.manual_seed(0)  # the Y-encoder's dropout draws from the global RNG
     cfg, model = tiny(name)
     assert isinstance(model, Model)
     data = batches(cfg, 4)
