@@ -32,6 +32,20 @@ class BudgetConfig:
 
 
 @dataclass
+class StageConfig:
+    """One stage of a multi-stage run (the paper: query-free caption pretraining, then SFT). Each has
+    its own data stage, budget and schedule; a later stage starts from the weights the earlier one left,
+    with a fresh optimizer. Unset values fall back to the train section's."""
+
+    name: str = "stage"
+    data_stage: Literal["pretrain", "sft"] = "pretrain"
+    samples: int = field(default=32_000, metadata={"ge": 1})
+    lr: float | None = None
+    schedule: Literal["constant", "cosine"] | None = None
+    warmup_samples: int | None = None
+
+
+@dataclass
 class TrainConfig:
     global_batch: int = field(default=64, metadata={"ge": 1, "help": "samples per optimizer step, all processes together"})
     micro_batch: int = field(default=64, metadata={"ge": 1, "help": "samples per forward pass on one process"})
@@ -49,8 +63,15 @@ class TrainConfig:
     keep_checkpoints: int = field(default=2, metadata={"ge": 1, "identity": False})
     nonfinite: Literal["fail", "skip"] = field(default="fail", metadata={"help": "a NaN/inf loss: stop the run, or skip the step"})
     log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
+    stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 
     def check(self) -> None:
+        if self.stages and sum(s.samples for s in self.stages) != self.budget.samples:
+            raise ValueError(f"the stages' samples add up to {sum(s.samples for s in self.stages)}, "
+                             f"but budget.samples is {self.budget.samples}; they must be equal")
+        for s in self.stages:
+            if s.samples % self.global_batch:
+                raise ValueError(f"stage {s.name!r}: samples={s.samples} is not a multiple of global_batch={self.global_batch}")
         if self.global_batch % self.micro_batch:
             raise ValueError(
                 f"global_batch={self.global_batch} is not a multiple of micro_batch={self.micro_batch}"
@@ -105,6 +126,17 @@ class RunConfig:
         too_late = [s for s in self.eval.grid if s > self.train.budget.samples or s < 0]
         if too_late:
             raise ValueError(f"eval.grid has sample counts outside 0..budget ({self.train.budget.samples}): {too_late}")
+        off = [s for s in self.eval.grid if s % self.train.global_batch]
+        if off:
+            raise ValueError(f"eval.grid has sample counts that are not multiples of train.global_batch "
+                             f"({self.train.global_batch}): {off}")
+
+    def eval_grid(self) -> list[int]:
+        """The sample counts to evaluate at: eval.grid, or 0 and five log-spaced counts up to the budget."""
+        if self.eval.grid:
+            return sorted(set(self.eval.grid))
+        g, budget = self.train.global_batch, self.train.budget.samples
+        return sorted({0, budget} | {max(g, round(budget / 2**k / g) * g) for k in range(1, 5)})
 
     @property
     def run_id(self) -> str:

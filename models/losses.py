@@ -36,13 +36,14 @@ class InfoNCE(nn.Module):
 
     def __init__(self, cfg: LossConfig):
         super().__init__()
-        self.log_t = nn.Parameter(torch.tensor(math.log(cfg.temperature)), requires_grad=cfg.learn_temperature)
+        # shape (1,), not a scalar: DeepSpeed broadcasts parameters as byte views, which 0-d tensors refuse
+        self.log_t = nn.Parameter(torch.tensor([math.log(cfg.temperature)]), requires_grad=cfg.learn_temperature)
         self.log_t_min = math.log(cfg.min_temperature)
         self.mask_duplicates = cfg.mask_duplicates
 
     @property
     def temperature(self) -> torch.Tensor:
-        return self.log_t.clamp(min=self.log_t_min).exp()
+        return self.log_t.clamp(min=self.log_t_min).exp()[0]
 
     def forward(self, pred, target, same=None):
         p, t = F.normalize(pred.float(), dim=-1), F.normalize(target.float(), dim=-1)

@@ -37,6 +37,8 @@ class Model(Protocol):
     def embed(self, batch: Batch) -> torch.Tensor:
         """(B, D) unit-norm embeddings, where has_embedding is true."""
 
+    # optional: embed_text(texts) -> (N, D) unit-norm text embeddings, where the model has a text encoder
+
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         """Per component: {"trainable": n, "frozen": n}."""
 

@@ -128,6 +128,11 @@ class VLJEPA(nn.Module):
         return F.normalize(self.predict(batch["video"], batch["query"]).float(), dim=-1)
 
     @torch.no_grad()
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        """(N, D) unit-norm Y-side embeddings of texts (the text-only hard-negative test)."""
+        return self.encode_texts(list(texts))
+
+    @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
         pred = self.embed(batch)
         if len(candidates) and isinstance(candidates[0], str):

@@ -78,9 +78,12 @@ class SharedLoader:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         sampler = _RankBatches(self.position, self.budget, self.micro, self.world, self.rank)
+        # its own generator: starting an iterator must not draw from the global RNG (a resumed run
+        # restores that RNG and must then consume it exactly as the uninterrupted run did)
         loader = DataLoader(_Positions(self.samples), batch_sampler=sampler, collate_fn=collate,
                             num_workers=self.num_workers, persistent_workers=False,
-                            prefetch_factor=4 if self.num_workers else None)
+                            prefetch_factor=4 if self.num_workers else None,
+                            generator=torch.Generator().manual_seed(self.position))
         for batch in loader:
             self.position += self.micro * self.world
             yield batch

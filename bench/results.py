@@ -1,0 +1,90 @@
+"""The results store: one folder per run id, every file written so that a reader never sees half of it.
+
+    results/runs/<run_id>/
+        run.json        the run record: resolved config, run_id, git commit, versions, parity, status
+        metrics.jsonl   one line per logged optimizer step (loss, lr, grad norm, samples/s, samples_seen)
+        evals.jsonl     one line per (samples_seen, task, metric): value and chance level
+        checkpoints/    DeepSpeed checkpoints and the LATEST pointer
+        y_decoder/      the Y-decoder trained for this run (VL-JEPA captioning)
+
+analysis/ reads these files and nothing else of the suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+RUN_RECORD = "run.json"
+METRICS = "metrics.jsonl"
+EVALS = "evals.jsonl"
+
+# run.json "status" values
+RUNNING, DONE, FAILED, PREEMPTED = "running", "done", "failed", "preempted"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a temporary file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append whole lines, flushed to disk (a crash loses at most the lines being written)."""
+    text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
+    if not text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every complete line; a torn last line (a crash mid-write) is ignored."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def truncate_jsonl(path: Path, keep) -> None:
+    """Rewrite a JSONL file atomically with only the rows for which keep(row) is true (used on resume:
+    lines logged after the checkpoint being resumed from are dropped, then logged again)."""
+    if path.is_file():
+        write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in read_jsonl(path) if keep(r)))
+
+
+def run_dir(output_dir: str | Path, run_id: str) -> Path:
+    return Path(output_dir) / run_id
+
+
+def run_status(directory: Path) -> str | None:
+    rec = directory / RUN_RECORD
+    return read_json(rec).get("status") if rec.is_file() else None

@@ -1,0 +1,50 @@
+"""What every task shares: the evaluation context, batching of clips, and metric records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from bench.data.loader import collate
+from bench.data.shapes import ShapesWorld
+
+
+@dataclass
+class EvalContext:
+    """What a task needs besides the model: the world, the split, how many items, the batch size,
+    which query a model trained on this stage expects for each kind of item, and the device."""
+
+    world: ShapesWorld
+    split: str
+    size: int
+    batch: int
+    queries: dict[str, str]
+    device: torch.device = torch.device("cpu")
+    decode_tokens: int = 32
+
+
+def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One metric record: the unit every table and figure is built from."""
+    return {"task": task, "metric": name, "value": float(value), "chance": None if chance is None else float(chance), **extra}
+
+
+def clip_batches(ctx: EvalContext, indices: Sequence[int], query: str | Sequence[str],
+                 clip_fn: Callable[[ShapesWorld, str, int], np.ndarray] | None = None) -> Iterator[tuple[slice, dict]]:
+    """(slice of indices, batch on the device) for every ctx.batch consecutive items."""
+    for s in range(0, len(indices), ctx.batch):
+        part = indices[s:s + ctx.batch]
+        queries = [query] * len(part) if isinstance(query, str) else list(query[s:s + ctx.batch])
+        samples = [{"video": clip_fn(ctx.world, ctx.split, i) if clip_fn else ctx.world.clip(ctx.split, i),
+                    "query": q} for i, q in zip(part, queries)]
+        batch = collate(samples)
+        batch["video"] = batch["video"].to(ctx.device)
+        yield slice(s, s + len(part)), batch
+
+
+def topk_hits(scores: torch.Tensor, answers: torch.Tensor, k: int) -> torch.Tensor:
+    """(B,) 1.0 where the answer is among the k best-scored candidates."""
+    k = min(k, scores.shape[1])
+    return (scores.topk(k, dim=1).indices == answers[:, None]).any(1).float()

@@ -1,0 +1,348 @@
+"""One run: data -> model -> DeepSpeed engine -> steps, evaluations on the sample grid, checkpoints.
+
+    python -m bench.train experiments/base/tiny.yaml [section.key=value ...]
+    torchrun --nproc_per_node 2 -m bench.train experiments/base/tiny.yaml   # several processes
+
+The run stops at exactly train.budget.samples samples seen (all processes together). It resumes
+from its latest checkpoint by itself; on SIGUSR1, SIGUSR2 or SIGTERM it finishes the current
+step, checkpoints and exits (status "preempted") so that a launcher can requeue it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from bench import dist as distenv
+from bench.checkpoint import Checkpoints
+from bench.config import REPO_ROOT, ConfigError, RunConfig, load_run_config, run_id
+from bench.configlib import to_dict
+from bench.data.loader import SharedLoader, fingerprint
+from bench.data.shapes import ShapesWorld
+from bench.data.sources import train_samples
+from bench.data.text import CAPTION_QUERY, CLASSIFY_QUERY
+from bench.engine import StagePlan, make_engine, plan_stages
+from bench.results import (DONE, EVALS, FAILED, METRICS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
+                           read_json, run_dir, truncate_jsonl, write_json)
+from bench.tasks import evaluate
+from bench.tasks.common import EvalContext
+
+STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
+
+
+class Preempted(Exception):
+    """The run checkpointed on a signal and stopped; running it again resumes it."""
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def versions() -> dict[str, str]:
+    import deepspeed
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "deepspeed": deepspeed.__version__}
+
+
+def stage_queries(data_stage: str) -> dict[str, str]:
+    """The query each task sends, matching what the model saw in training (pretraining: none)."""
+    if data_stage == "pretrain":
+        return {"classification": "", "retrieval": "", "world": "", "captioning": ""}
+    return {"classification": CLASSIFY_QUERY, "retrieval": CAPTION_QUERY, "world": "", "captioning": CAPTION_QUERY}
+
+
+class _StopFlag:
+    def __init__(self):
+        self.signum: int | None = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in STOP_SIGNALS:
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread: the launcher handles signals
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _all_true(flag: bool, device) -> bool:
+    """Whether the flag is set on any rank (so every rank takes the same branch)."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _mean_over_ranks(values: dict[str, float], device) -> dict[str, float]:
+    if not (dist.is_initialized() and dist.get_world_size() > 1) or not values:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def _grad_norm(engine) -> float | None:
+    norm = engine.get_global_grad_norm()
+    if norm is not None:
+        return float(norm)
+    grads = [p.grad.detach().float().norm() for p in engine.module.parameters() if p.grad is not None]
+    return float(torch.stack(grads).norm()) if grads else None
+
+
+class Run:
+    """State and records of one run; `execute` does the work."""
+
+    def __init__(self, cfg: RunConfig, log=print):
+        self.cfg = cfg
+        self.id = run_id(cfg)
+        self.dir = run_dir(cfg.output_dir, self.id)
+        self.log_fn = log
+        self.stages = plan_stages(cfg)
+        self.grid = cfg.eval_grid()
+
+    def log(self, msg: str) -> None:
+        if self.env.is_main:
+            line = f"[{self.id}] {msg}"
+            self.log_fn(line)
+            with open(self.dir / "log.txt", "a") as f:
+                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+
+    # ------------------------------------------------------------------ records
+    def _record(self, status: str, **extra: Any) -> None:
+        self.record.update(status=status, updated=time.time(), **extra)
+        if self.env.is_main:
+            write_json(self.dir / RUN_RECORD, self.record)
+
+    def _evaluate(self, model, samples_seen: int, stage: StagePlan) -> None:
+        if not self.cfg.eval.tasks or self.cfg.data.source != "shapes":
+            return
+        t0 = time.perf_counter()
+        ctx = EvalContext(self.world, self.cfg.eval.split, self.cfg.eval.size, self.cfg.eval.batch,
+                          stage_queries(stage.data_stage), self.device)
+        recs = evaluate(model, ctx, self.cfg.eval.tasks)
+        if self.env.is_main:
+            rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
+            append_jsonl(self.dir / EVALS, rows)
+            shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}" for r in recs
+                              if r["metric"] in ("top1", "top5", "t2v_R@1", "accuracy"))
+            self.log(f"eval at {samples_seen:,} samples ({time.perf_counter() - t0:.1f}s): {shown}")
+
+    # ------------------------------------------------------------------ the run
+    def execute(self) -> dict[str, Any]:
+        self.env = distenv.detect()
+        self.device = distenv.setup(self.env)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if (self.dir / RUN_RECORD).is_file() and read_json(self.dir / RUN_RECORD).get("status") == DONE:
+            self.log("already done; nothing to do")
+            return read_json(self.dir / RUN_RECORD)
+        self.skipped = 0
+        torch.manual_seed(self.cfg.seed * 1000 + self.env.rank)  # dropout and other in-step randomness
+        from bench.build import build_model
+
+        model = build_model(self.cfg)
+        self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
+        ckpts = Checkpoints(self.dir / "checkpoints", self.cfg.train.keep_checkpoints, self.env.rank)
+        latest = ckpts.latest()
+        first_samples = train_samples(self._stage_data(self.stages[0]), self.cfg.seed)
+        self.record = {
+            "run_id": self.id, "name": self.cfg.name, "model": self.cfg.model.name, "seed": self.cfg.seed,
+            "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),
+            "world_size": self.env.world_size, "started": time.time(), "grid": self.grid,
+            "parity": {**model.parity(), "loader_fingerprint": fingerprint(first_samples),
+                       "budget_samples": self.cfg.train.budget.samples, "global_batch": self.cfg.train.global_batch,
+                       "eval_grid": self.grid, "parameters": model.parameter_counts()},
+        }
+        if self.env.is_main and (self.dir / RUN_RECORD).is_file():
+            old = read_json(self.dir / RUN_RECORD)
+            self.record["started"] = old.get("started", self.record["started"])
+            self.record["resumes"] = old.get("resumes", 0) + (1 if latest else 0)
+        self._record(RUNNING)
+        if latest:
+            seen = latest["meta"]["samples_seen"]
+            if self.env.is_main:  # lines written after that checkpoint are written again
+                truncate_jsonl(self.dir / METRICS, lambda r: r["samples_seen"] <= seen)
+                truncate_jsonl(self.dir / EVALS, lambda r: r["samples_seen"] <= seen)
+            self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
+        try:
+            with _StopFlag() as stop:
+                for stage in self.stages:
+                    self._run_stage(model, stage, ckpts, latest, stop)
+        except Preempted:
+            raise
+        except BaseException as e:
+            self._record(FAILED, error=f"{type(e).__name__}: {e}")
+            raise
+        self._record(DONE, finished=time.time(), samples_seen=self.cfg.train.budget.samples,
+                     skipped_microbatches=self.skipped)
+        self.log(f"done: {self.cfg.train.budget.samples:,} samples")
+        return self.record
+
+    def _stage_data(self, stage: StagePlan):
+        import dataclasses
+
+        return dataclasses.replace(self.cfg.data, stage=stage.data_stage)
+
+    def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, latest, stop: _StopFlag) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        meta = latest["meta"] if latest else None
+        if meta and meta["stage"] > stage.index:
+            return  # finished before the resume
+        if meta and meta["stage"] == stage.index and meta["stage_position"] == stage.samples:
+            return
+        samples = train_samples(self._stage_data(stage), cfg.seed)
+        engine, optimizer, scheduler = make_engine(model, cfg, stage, self.env.world_size)
+        loader = SharedLoader(samples, t.global_batch, t.micro_batch, stage.samples, self.env.world_size,
+                              self.env.rank, cfg.data.num_workers)
+        self.skipped = meta.get("skipped", 0) if meta else 0
+        evaluated = set(meta["evaluated"]) if meta else set()
+        if meta and meta["stage"] == stage.index:
+            ckpts.load(engine, latest["tag"])
+            loader.load_state_dict({"position": meta["stage_position"]})
+        elif meta and meta["stage"] == stage.index - 1:  # the previous stage's final weights
+            ckpts.load(engine, latest["tag"], module_only=True)
+        seen = stage.start + loader.position
+        self.log(f"stage {stage.name} ({stage.data_stage}): {stage.samples:,} samples, "
+                 f"{self.env.world_size} process(es), accumulation {loader.accumulation}")
+
+        def maybe_eval(now: int) -> None:
+            for point in self.grid:
+                if point <= now and point not in evaluated and stage.start <= point <= stage.start + stage.samples:
+                    self._evaluate(engine.module, now, stage)
+                    evaluated.add(point)
+
+        def save(tag_pos: int) -> None:
+            m = {"stage": stage.index, "stage_position": tag_pos, "samples_seen": stage.start + tag_pos,
+                 "evaluated": sorted(evaluated), "skipped": self.skipped}
+            ckpts.save(engine, f"s{stage.index}_{tag_pos:012d}", m)
+
+        maybe_eval(seen)
+        engine.train()
+        bar = None
+        if self.env.is_main and sys.stderr.isatty():  # a progress bar when interactive, log lines otherwise
+            from tqdm import tqdm
+
+            bar = tqdm(total=stage.samples, initial=loader.position, unit="sample", desc=stage.name, leave=False)
+            self.log_fn = tqdm.write
+        window: dict[str, list[float]] = {}
+        t_window, n_window, step_losses = time.perf_counter(), 0, {}
+        next_ckpt = (loader.position // t.checkpoint_every + 1) * t.checkpoint_every if t.checkpoint_every else None
+        for micro, batch in enumerate(loader):
+            batch["video"] = batch["video"].to(self.device)
+            out = engine(batch)
+            loss = out["loss"]
+            if _all_true(not bool(torch.isfinite(loss.detach())), self.device):
+                step_idx = (stage.start + loader.position) // t.global_batch
+                if t.nonfinite == "fail":
+                    raise NonFiniteLoss(f"non-finite loss at optimizer step {step_idx} "
+                                        f"({stage.start + loader.position:,} samples): {loss.item()}")
+                self.skipped += 1
+                loss = sum(p.sum() * 0.0 for p in engine.module.parameters() if p.requires_grad)  # zero gradients
+                out = {"loss": loss}
+            for k, v in out.items():
+                step_losses.setdefault(k, []).append(float(v.detach().float()))
+            boundary = engine.is_gradient_accumulation_boundary()
+            engine.backward(loss)
+            norm = _grad_norm(engine) if boundary and t.zero_stage == 0 else None
+            engine.step()
+            if not boundary:
+                continue
+            seen = stage.start + loader.position
+            if norm is None:
+                norm = _grad_norm(engine)
+            stats = _mean_over_ranks({k: sum(v) / len(v) for k, v in step_losses.items()}, self.device)
+            step_losses = {}
+            for k, v in stats.items():
+                window.setdefault(k, []).append(v)
+            window.setdefault("grad_norm", []).append(norm if norm is not None else float("nan"))
+            n_window += t.global_batch
+            if bar is not None:
+                bar.update(t.global_batch)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}")
+            step = seen // t.global_batch
+            if step % t.log_every == 0 or loader.position == stage.samples:
+                dt = time.perf_counter() - t_window
+                row = {k: sum(v) / len(v) for k, v in window.items()}
+                row.update(step=step, samples_seen=seen, stage=stage.name, lr=optimizer.param_groups[0]["lr"],
+                           samples_per_s=n_window / dt if dt > 0 else None)
+                if self.env.is_main:
+                    append_jsonl(self.dir / METRICS, [row])
+                self.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row['loss']:.4f} | "
+                         f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
+                window, t_window, n_window = {}, time.perf_counter(), 0
+            maybe_eval(seen)
+            engine.train()
+            if _all_true(stop.signum is not None, self.device):
+                save(loader.position)
+                self._record(PREEMPTED, samples_seen=seen)
+                self.log(f"signal received: checkpointed at {seen:,} samples; run again to resume")
+                raise Preempted(f"checkpointed at {seen:,} samples")
+            if next_ckpt is not None and loader.position >= next_ckpt and loader.position < stage.samples:
+                save(loader.position)
+                next_ckpt += t.checkpoint_every
+        if bar is not None:
+            bar.close()
+        maybe_eval(stage.start + stage.samples)
+        save(stage.samples)
+        del engine, optimizer, scheduler
+
+
+def run(cfg: RunConfig, log=print) -> dict[str, Any]:
+    """Run (or resume, or skip if done) one run; return its run record."""
+    return Run(cfg, log).execute()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    try:
+        cfg = load_run_config(argv[0], argv[1:])
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        record = run(cfg)
+    except Preempted as e:
+        print(f"preempted: {e}", file=sys.stderr)
+        return 3
+    finally:
+        distenv.teardown()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run {record['run_id']}: {record['status']} -> {Path(cfg.output_dir) / record['run_id']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

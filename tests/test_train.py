@@ -1,0 +1,191 @@
+"""One run end to end: budgets, records, parity, stages, non-finite losses, preemption and exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.config import REPO_ROOT, load_run_config, run_id
+from bench.results import EVALS, METRICS, RUN_RECORD, read_json, read_jsonl
+from bench.train import NonFiniteLoss, run
+from tests.conftest import tiny_overrides
+
+TASKS = "eval.tasks=[classification, vqa]"
+
+
+def cfg_for(tmp_path: Path, *extra: str):
+    return load_run_config("base/tiny.yaml", tiny_overrides(
+        f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16", "train.budget.samples=256",
+        "train.warmup_samples=64", "train.checkpoint_every=64", "train.log_every=2", "eval.size=32",
+        "eval.batch=32", "eval.grid=[0, 128, 256]", TASKS, *extra))
+
+
+def run_in_process(cfg):
+    """In this process; the process group stays up for later runs (DeepSpeed keeps its groups)."""
+    return run(cfg, log=lambda m: None)
+
+
+DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def clean_env(**extra):
+    """The environment for a child run: without the distributed variables an in-process run exported."""
+    return {**{k: v for k, v in os.environ.items() if k not in DIST_VARS}, "OMP_NUM_THREADS": "1", **extra}
+
+
+def cli(tmp_path: Path, *overrides: str, env=None, wait=True):
+    args = [sys.executable, "-m", "bench.train", "base/tiny.yaml",
+            *tiny_overrides(f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16",
+                            "train.warmup_samples=64", "train.log_every=1", "eval.size=32", "eval.batch=32",
+                            TASKS, *overrides)]
+    full_env = clean_env(**(env or {}))
+    if not wait:
+        return subprocess.Popen(args, cwd=REPO_ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    return subprocess.run(args, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True)
+
+
+def test_run_records_budget_metrics_and_evals(tmp_path):
+    cfg = cfg_for(tmp_path)
+    record = run_in_process(cfg)
+    d = tmp_path / run_id(cfg)
+    assert record["status"] == "done" and read_json(d / RUN_RECORD)["status"] == "done"
+    metrics = read_jsonl(d / METRICS)
+    assert metrics[-1]["samples_seen"] == 256  # exactly the budget
+    assert all(k in metrics[-1] for k in ("loss", "lr", "grad_norm", "samples_per_s", "step"))
+    evals = read_jsonl(d / EVALS)
+    assert sorted({r["samples_seen"] for r in evals}) == [0, 128, 256]
+    assert all(r["chance"] is not None for r in evals)
+    parity = record["parity"]
+    assert parity["budget_samples"] == 256 and parity["x_encoder_hash"] and parity["loader_fingerprint"]
+    assert record["git_commit"] and record["versions"]["deepspeed"]
+    # a second call finds the run done and does nothing
+    again = run_in_process(cfg)
+    assert again["status"] == "done" and len(read_jsonl(d / METRICS)) == len(metrics)
+
+
+def test_non_finite_loss_names_the_step(tmp_path):
+    cfg = cfg_for(tmp_path, "train.lr=1e30", "model.loss.name=l2", "train.warmup_samples=0",
+                  "model.y_encoder.lr_multiplier=0")
+    with pytest.raises(NonFiniteLoss, match=r"optimizer step \d+"):
+        run_in_process(cfg)
+    assert read_json(tmp_path / run_id(cfg) / RUN_RECORD)["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_twins_record_identical_parity_blocks(tmp_path):
+    parities = {}
+    for name in ("vljepa", "vlm"):
+        cfg = cfg_for(tmp_path, f"model.name={name}", "train.budget.samples=64", "eval.grid=[64]")
+        parities[name] = run_in_process(cfg)["parity"]
+    a, b = parities["vljepa"], parities["vlm"]
+    assert a.pop("parameters") != b.pop("parameters")
+    assert a == b
+
+
+@pytest.mark.slow
+def test_stage_two_starts_from_stage_one_weights(tmp_path):
+    cfg = cfg_for(tmp_path, "train.budget.samples=128", "eval.grid=[]", "eval.tasks=[]",
+                  "train.stages=[{name: pretrain, data_stage: pretrain, samples: 64}, "
+                  "{name: sft, data_stage: sft, samples: 64, lr: 0.0005}]")
+    run_in_process(cfg)
+    d = tmp_path / run_id(cfg) / "checkpoints"
+    from bench.build import build_model
+
+    def weights(tag):
+        state = torch.load(d / tag / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+        return state["pred_head.weight"]
+
+    tags = sorted(p.name for p in d.iterdir() if p.is_dir())
+    assert tags == ["s0_000000000064", "s1_000000000064"]
+    fresh = build_model(cfg).pred_head.weight
+    stage1, stage2 = weights(tags[0]), weights(tags[1])
+    assert not torch.equal(stage1, fresh)
+    # stage 2 moved on from stage 1's weights, not from a fresh init: it is nearer to stage 1
+    assert (stage2 - stage1).norm() < (stage2 - fresh).norm()
+    stages = [r["stage"] for r in read_jsonl(tmp_path / run_id(cfg) / METRICS)]
+    assert stages[0] == "pretrain" and stages[-1] == "sft"
+
+
+def _final(tmp_path, cfg_overrides):
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16", "train.warmup_samples=64",
+        "train.log_every=1", "eval.size=32", "eval.batch=32", TASKS, *cfg_overrides))
+    d = tmp_path / run_id(cfg)
+    evals = [(r["samples_seen"], r["task"], r["metric"], r["value"]) for r in read_jsonl(d / EVALS)]
+    losses = [(r["samples_seen"], r["loss"]) for r in read_jsonl(d / METRICS)]
+    return evals, losses, d
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    common = ["train.budget.samples=640", "train.checkpoint_every=96", "eval.grid=[0, 320, 640]",
+              "model.loss.name=sigreg"]  # SIGReg draws random directions: the RNG state must resume too
+    ref = cli(tmp_path / "ref", *common)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    proc = cli(tmp_path / "killed", *common, wait=False)
+    ckpt_dir = None
+    deadline = time.time() + 300
+    rng = random.Random(os.getpid())
+    while time.time() < deadline:
+        found = list((tmp_path / "killed").glob("*/checkpoints/LATEST.json"))
+        if found:
+            ckpt_dir = found[0].parent
+            break
+        time.sleep(0.2)
+    assert ckpt_dir is not None, "no checkpoint appeared"
+    time.sleep(rng.uniform(0.0, 2.0))  # somewhere after the first checkpoint
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = cli(tmp_path / "killed", *common)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    e_ref, l_ref, _ = _final(tmp_path / "ref", common)
+    e_res, l_res, d = _final(tmp_path / "killed", common)
+    assert e_ref == e_res  # every eval metric, bit for bit
+    assert l_ref == l_res
+    assert read_json(d / RUN_RECORD)["status"] == "done"
+
+
+@pytest.mark.slow
+def test_signal_checkpoints_and_exits_for_requeue(tmp_path):
+    common = ["train.budget.samples=1280", "train.checkpoint_every=0", "eval.grid=[1280]"]
+    proc = cli(tmp_path, *common, wait=False)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob(f"*/{METRICS}")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGUSR1)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out
+    _, _, d = _final(tmp_path, common)
+    rec = read_json(d / RUN_RECORD)
+    assert rec["status"] == "preempted" and 0 < rec["samples_seen"] < 1280
+    again = cli(tmp_path, *common)
+    assert again.returncode == 0 and "resuming from checkpoint" in again.stdout
+    assert read_json(d / RUN_RECORD)["status"] == "done"
+
+
+@pytest.mark.slow
+def test_two_process_zero2_run_sees_exactly_the_budget(tmp_path):
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+            "-m", "bench.train", "base/tiny.yaml",
+            *tiny_overrides(f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=8",
+                            "train.zero_stage=2", "train.budget.samples=192", "train.log_every=1",
+                            "eval.size=16", "eval.batch=16", "eval.grid=[192]", TASKS)]
+    out = subprocess.run(args, cwd=REPO_ROOT, capture_output=True, text=True, env=clean_env(),
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    d = next(tmp_path.iterdir())
+    rec = read_json(d / RUN_RECORD)
+    assert rec["status"] == "done" and rec["world_size"] == 2 and rec["samples_seen"] == 192
+    metrics = read_jsonl(d / METRICS)
+    assert [m["samples_seen"] for m in metrics] == list(range(32, 193, 32))
+    assert metrics[-1]["loss"] < metrics[0]["loss"] + 1.0 and all(m["grad_norm"] > 0 for m in metrics)
