@@ -91,6 +91,11 @@ class EvalConfig:
     split: Literal["val", "test", "novel"] = "val"
     size: int = field(default=400, metadata={"ge": 1, "help": "items per task"})
     batch: int = field(default=100, metadata={"ge": 1, "identity": False})
+    decoder_steps: int = field(default=400, metadata={"ge": 1, "help": "Y-decoder training steps before VL-JEPA captions"})
+    decoder_clips: int = field(default=2000, metadata={"ge": 1, "help": "train clips whose references train the Y-decoder"})
+    streams: int = field(default=8, metadata={"ge": 1, "help": "long streams for selective decoding"})
+    stream_rates: list[float] = field(default_factory=lambda: [2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05],
+                                      metadata={"help": "decodes per second swept by selective decoding"})
 
 
 @dataclass

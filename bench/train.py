@@ -73,6 +73,14 @@ def stage_queries(data_stage: str) -> dict[str, str]:
     return {"classification": CLASSIFY_QUERY, "retrieval": CAPTION_QUERY, "world": "", "captioning": CAPTION_QUERY}
 
 
+def eval_context(cfg: RunConfig, world: ShapesWorld, data_stage: str, device) -> EvalContext:
+    e = cfg.eval
+    return EvalContext(world, e.split, e.size, e.batch, stage_queries(data_stage), device,
+                       decode_tokens=cfg.model.decoder.max_tokens, decoder_steps=e.decoder_steps,
+                       decoder_clips=e.decoder_clips, streams=e.streams, stream_rates=tuple(e.stream_rates),
+                       seed=cfg.seed)
+
+
 class _StopFlag:
     def __init__(self):
         self.signum: int | None = None
@@ -148,8 +156,7 @@ class Run:
         if not self.cfg.eval.tasks or self.cfg.data.source != "shapes":
             return
         t0 = time.perf_counter()
-        ctx = EvalContext(self.world, self.cfg.eval.split, self.cfg.eval.size, self.cfg.eval.batch,
-                          stage_queries(stage.data_stage), self.device)
+        ctx = eval_context(self.cfg, self.world, stage.data_stage, self.device)
         recs = evaluate(model, ctx, self.cfg.eval.tasks)
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]

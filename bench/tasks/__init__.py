@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from bench.tasks import classification, hardneg, retrieval, vqa, world
+from bench.tasks import captioning, classification, hardneg, retrieval, streaming, vqa, world
 from bench.tasks.common import EvalContext
 
 TASKS: dict[str, Callable] = {
@@ -16,6 +16,8 @@ TASKS: dict[str, Callable] = {
     "vqa": vqa.run,
     "world": world.run,
     "hardneg": hardneg.run,
+    "captioning": captioning.run,
+    "streaming": streaming.run,
 }
 
 

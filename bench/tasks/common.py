@@ -24,6 +24,11 @@ class EvalContext:
     queries: dict[str, str]
     device: torch.device = torch.device("cpu")
     decode_tokens: int = 32
+    decoder_steps: int = 400
+    decoder_clips: int = 2000
+    streams: int = 8
+    stream_rates: tuple[float, ...] = (2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
+    seed: int = 0
 
 
 def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,0 +1,154 @@
+"""Selective decoding on long streams (the paper's section 4.5, on the shapes world's streams).
+
+The embedding stream: embed() over sliding windows of the clip length (stride one frame). Strategies,
+each swept over decode rates (decodes per second):
+- uniform: decode at fixed intervals;
+- adaptive: Ward agglomerative clustering with a temporal chain connectivity (scikit-learn) splits the
+  stream into N = rate x duration segments; one decode per segment at its midpoint, from the midpoint
+  embedding or the segment's average ("pooled");
+- online: smooth the stream, decode when the variance over a local window passes a threshold (the
+  threshold is tuned per rate so the decode count matches).
+Scoring as in the paper: each ground-truth segment is matched to the decoded output nearest in time to
+its midpoint; CIDEr over all pairs. The decode-reduction factor is the uniform reference rate (1 Hz)
+divided by the adaptive rate that reaches uniform's CIDEr at that rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench.data.items import Stream, make_stream
+from bench.data.loader import collate
+from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
+from bench.tasks.common import EvalContext, metric
+from bench.tasks.decoding import attached_decoder
+
+REFERENCE_RATE = 1.0
+
+
+def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s)."""
+    starts = list(range(0, len(stream.video) - frames + 1))
+    out = []
+    for s in range(0, len(starts), ctx.batch):
+        part = starts[s:s + ctx.batch]
+        batch = collate([{"video": stream.video[a:a + frames], "query": query} for a in part])
+        batch["video"] = batch["video"].to(ctx.device)
+        out.append(model.embed(batch).float().cpu())
+    centres = (np.array(starts) + frames / 2) / stream.fps
+    return torch.cat(out).numpy(), centres
+
+
+def chain_segments(emb: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Ward clustering under a chain connectivity: n contiguous segments [start, end) of the stream."""
+    from scipy.sparse import diags
+    from sklearn.cluster import AgglomerativeClustering
+
+    n = max(1, min(n, len(emb)))
+    if n == 1:
+        return [(0, len(emb))]
+    chain = diags([np.ones(len(emb) - 1), np.ones(len(emb) - 1)], [-1, 1])
+    labels = AgglomerativeClustering(n_clusters=n, linkage="ward", connectivity=chain).fit_predict(emb)
+    cuts = [0, *[i for i in range(1, len(labels)) if labels[i] != labels[i - 1]], len(labels)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def online_decodes(emb: np.ndarray, threshold: float, smooth: int = 3, window: int = 4) -> list[int]:
+    """Window indices at which the online variant decodes: the first, then whenever the variance over the
+    last `window` smoothed embeddings passes the threshold (at most once per window)."""
+    kernel = np.ones(smooth) / smooth
+    sm = np.stack([np.convolve(emb[:, d], kernel, mode="same") for d in range(emb.shape[1])], 1)
+    picks, last = [0], 0
+    for i in range(window, len(sm)):
+        if i - last >= window and sm[i - window:i + 1].var(0).sum() > threshold:
+            picks.append(i)
+            last = i
+    return picks
+
+
+def match_nearest(stream: Stream, decode_times: np.ndarray, texts: list[str]) -> list[tuple[str, list[str]]]:
+    """(decoded text, references) for every ground-truth segment: the decode nearest its midpoint."""
+    pairs = []
+    for (a, b), refs in zip(stream.segments, stream.references):
+        mid = (a + b) / 2 / stream.fps
+        pairs.append((texts[int(np.abs(decode_times - mid).argmin())], refs))
+    return pairs
+
+
+def reduction_factor(uniform: dict[float, float], adaptive: dict[float, float], ref_rate: float = REFERENCE_RATE):
+    """ref_rate / the lowest rate at which adaptive reaches uniform's CIDEr at ref_rate (linear
+    interpolation between swept rates); None when adaptive never reaches it."""
+    if ref_rate not in uniform:
+        return None
+    target = uniform[ref_rate]
+    rates = sorted(adaptive)
+    for lo, hi in zip(rates[:-1], rates[1:]):
+        if adaptive[lo] >= target:
+            return ref_rate / lo
+        if adaptive[hi] >= target:
+            frac = (target - adaptive[lo]) / (adaptive[hi] - adaptive[lo])
+            return ref_rate / (lo + frac * (hi - lo))
+    if rates and adaptive[rates[0]] >= target:
+        return ref_rate / rates[0]
+    return None
+
+
+def run(model, ctx: EvalContext) -> list[dict]:
+    if not getattr(model, "has_embedding", False):
+        return []  # no embedding stream: selective decoding does not apply
+    frames = ctx.world.cfg.frames
+    streams = [make_stream(ctx.world, i) for i in range(ctx.streams)]
+    query = ctx.queries["captioning"]
+    with attached_decoder(model, ctx):
+        embs = [window_embeddings(model, s, frames, ctx, query) for s in streams]
+        cache: dict[tuple, str] = {}
+
+        def decode(stream_i: int, key: tuple, vector: np.ndarray) -> str:
+            if (stream_i, key) not in cache:
+                v = torch.tensor(vector[None], dtype=torch.float32, device=ctx.device)
+                cache[(stream_i, key)] = model.decoder.generate(v, ctx.decode_tokens)[0]
+            return cache[(stream_i, key)]
+
+        curves: dict[str, dict[float, list]] = {}
+        for rate in ctx.stream_rates:
+            for si, (s, (emb, centres)) in enumerate(zip(streams, embs)):
+                duration = len(s.video) / s.fps
+                n = max(1, int(round(rate * duration)))
+                # uniform: n decodes at evenly spaced times; midpoint window or the interval's average
+                edges = np.linspace(0, len(emb), n + 1).round().astype(int)
+                segs_u = [(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:])]
+                segs_a = chain_segments(emb, n)
+                for name, segs in (("uniform", segs_u), ("adaptive", segs_a)):
+                    mids = [(a + b - 1) // 2 for a, b in segs]
+                    times = centres[mids]
+                    for pooled in (False, True):
+                        texts = [decode(si, ("avg", a, b) if pooled else ("mid", m), emb[a:b].mean(0) if pooled else emb[m])
+                                 for (a, b), m in zip(segs, mids)]
+                        key = f"{name}_pooled" if pooled else name
+                        curves.setdefault(key, {}).setdefault(rate, []).extend(match_nearest(s, times, texts))
+                # online: pick the threshold that gives n decodes on this stream (bisection on a quantile scale)
+                var = np.sort([emb[i - 4:i + 1].var(0).sum() for i in range(4, len(emb))]) if len(emb) > 4 else np.array([0.0])
+                lo, hi, picks = 0.0, 1.0, [0]
+                for _ in range(12):
+                    q = (lo + hi) / 2
+                    picks = online_decodes(emb, float(np.quantile(var, q)))
+                    lo, hi = (q, hi) if len(picks) > n else (lo, q)
+                texts = [decode(si, ("mid", p), emb[p]) for p in picks]
+                curves.setdefault("online", {}).setdefault(rate, []).extend(match_nearest(s, centres[picks], texts))
+
+    everything = [t for c in curves.values() for pairs in c.values() for cand, refs in pairs for t in (cand, *refs)]
+    tokenized = ptb_tokenize(everything)
+    recs, cider = [], {}
+    for strategy, by_rate in curves.items():
+        for rate, pairs in by_rate.items():
+            cands = {str(i): c for i, (c, _) in enumerate(pairs)}
+            refs = {str(i): r for i, (_, r) in enumerate(pairs)}
+            value = 100 * caption_scores(cands, refs, ("CIDEr",), tokenized)["CIDEr"]
+            cider.setdefault(strategy, {})[rate] = value
+            recs.append(metric("streaming", f"CIDEr_{strategy}", value, None, rate_hz=rate, n=len(pairs)))
+    for pooled in ("", "_pooled"):
+        factor = reduction_factor(cider[f"uniform{pooled}"], cider[f"adaptive{pooled}"])
+        recs.append(metric("streaming", f"reduction_factor{pooled}", float("nan") if factor is None else factor, 1.0,
+                           reference_rate_hz=REFERENCE_RATE))
+    return recs

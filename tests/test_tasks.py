@@ -1,0 +1,119 @@
+"""Evaluation tasks: each metric against an independent computation, and every twin through every task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.build import build_model
+from bench.config import load_run_config
+from bench.data.shapes import ShapesWorld
+from bench.tasks import TASKS, evaluate
+from bench.tasks import captionmetrics
+from bench.tasks.common import EvalContext
+from bench.tasks.retrieval import ranks_from_chunks
+from bench.tasks.streaming import chain_segments, reduction_factor
+from tests.conftest import tiny_overrides
+
+
+def test_cider_equals_pycocoevalcap_called_directly():
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    cands = {"1": "a red square moves left", "2": "a blue star grows", "3": "the light goes out"}
+    refs = {"1": ["a red square moves left", "a crimson box slides to the left"],
+            "2": ["a blue star expands", "an azure starburst gets bigger"],
+            "3": ["the room goes dark", "a green circle stays still then the light goes out"]}
+    ours = captionmetrics.caption_scores(cands, refs, ("CIDEr",))["CIDEr"]
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": r} for r in v] for k, v in refs.items()})
+    res = tok.tokenize({k: [{"caption": v}] for k, v in cands.items()})
+    assert ours == pytest.approx(Cider().compute_score(gts, res)[0], abs=1e-12)
+
+
+def test_missing_java_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(captionmetrics.shutil, "which", lambda name: None)
+    with pytest.raises(captionmetrics.JavaMissing, match="METEOR"):
+        captionmetrics.caption_scores({"1": "a"}, {"1": ["a"]})
+
+
+def test_retrieval_ranks_on_hand_made_similarities():
+    S = torch.tensor([[0.9, 0.1, 0.8, 0.0],   # video 0: its text (0) is best -> v2t rank 1
+                      [0.5, 0.2, 0.3, 0.6],   # video 1: text 1 beaten by 0, 2, 3 -> rank 4
+                      [0.1, 0.7, 0.7, 0.2],   # video 2: a tie counts in the match's favour -> rank 1
+                      [0.0, 0.0, 0.1, 0.4]])  # video 3: rank 1
+    diag = S.diag()
+    v2t, t2v = ranks_from_chunks([(0, S)], diag)
+    assert v2t.tolist() == [1, 4, 1, 1]
+    assert t2v.tolist() == [1, 2, 2, 2]  # text 0: video 0 best; text 1: video 2 beats video 1; ...
+    v2t_c, t2v_c = ranks_from_chunks([(0, S[:3]), (3, S[3:])], diag)  # chunked: the same ranks
+    assert v2t_c.tolist() == v2t.tolist() and t2v_c.tolist() == t2v.tolist()
+
+
+def test_chain_clustering_recovers_known_boundaries():
+    rng = np.random.default_rng(0)
+    levels = rng.normal(size=(4, 16)) * 3
+    lengths = [30, 18, 25, 27]
+    stream = np.concatenate([np.repeat(levels[i:i + 1], n, 0) for i, n in enumerate(lengths)])
+    stream += rng.normal(scale=0.3, size=stream.shape)
+    segs = chain_segments(stream, 4)
+    assert [a for a, _ in segs] == [0, 30, 48, 73]
+
+
+def test_reduction_factor_interpolates():
+    uniform = {0.5: 10.0, 1.0: 20.0, 2.0: 25.0}
+    adaptive = {0.25: 12.0, 0.5: 28.0, 1.0: 30.0}
+    # adaptive reaches 20 halfway between 0.25 and 0.5 -> 1.0 / 0.375
+    assert reduction_factor(uniform, adaptive) == pytest.approx(1 / 0.375)
+    assert reduction_factor(uniform, {0.5: 1.0, 1.0: 2.0}) is None
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides())
+    return EvalContext(ShapesWorld(cfg.data.shapes), "val", 24, 12, {"classification": "", "retrieval": "",
+                       "world": "", "captioning": ""}, decode_tokens=8, decoder_steps=10, decoder_clips=20,
+                       streams=2, stream_rates=(1.0, 0.5, 0.25))
+
+
+@pytest.mark.parametrize("name", ["vljepa", "vlm"])
+def test_every_twin_runs_every_task(name, ctx):
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(f"model.name={name}"))
+    model = build_model(cfg)
+    model.train()
+    recs = evaluate(model, ctx, sorted(TASKS))
+    assert model.training  # evaluate() put the model back in training mode
+    tasks = {r["task"] for r in recs}
+    expected = set(TASKS) - ({"hardneg", "streaming"} if name == "vlm" else set())  # need a text/embedding stream
+    assert tasks == expected
+    for r in recs:
+        assert np.isfinite(r["value"]) or r["metric"].startswith("reduction_factor")
+        if r["task"] in ("classification", "vqa", "world"):
+            assert r["chance"] is not None and 0 < r["chance"] < 100
+    if name == "vljepa":
+        assert model.decoder is None  # the grid-point decoder is detached again
+
+
+def test_classification_encodes_each_class_name_once(ctx):
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides())
+    model = build_model(cfg)
+    seen: list[str] = []
+    orig = model.encode_targets
+    model.encode_targets = lambda texts: (seen.extend(texts), orig(texts))[1]
+    evaluate(model, ctx, ["classification"])  # 24 clips in 2 batches, 3 prompt templates
+    assert len(seen) == len(set(seen)) == 3 * 47
+
+
+@pytest.mark.slow
+def test_eval_cli_on_a_finished_run(tmp_path, capsys):
+    from bench.eval import main
+    from bench.train import run
+
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=32", "train.budget.samples=64",
+        "eval.grid=[]", "eval.tasks=[]"))
+    rec = run(cfg, log=lambda m: None)
+    assert main([str(tmp_path / rec["run_id"]), "--tasks", "classification", "vqa", "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "| classification | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()
