@@ -151,6 +151,47 @@ class RunConfig:
         return yaml.safe_dump(to_dict(self), sort_keys=False)
 
 
+@dataclass
+class SweepConfig:
+    """A sweep: matched runs from one base config. Every run = base, then `set`, then one point of the
+    grid (the cartesian product of `grid` and of each `zip` group, whose lists vary together), then a
+    seed. Runs of one seed form a comparison group: they may differ only in the swept keys."""
+
+    name: str = ""
+    base: list[str] = field(default_factory=list, metadata={"help": "run config file(s)"})
+    set: dict[str, Any] = field(default_factory=dict, metadata={"help": "dotted key -> value, for every run"})
+    grid: dict[str, list[Any]] = field(default_factory=dict, metadata={"help": "dotted key -> values (cartesian)"})
+    zip: list[dict[str, list[Any]]] = field(default_factory=list, metadata={"help": "groups of keys varying together"})
+    seeds: list[int] = field(default_factory=lambda: [0])
+    launch: dict[str, Any] = field(default_factory=dict, metadata={"help": "launch.* settings for every run"})
+    results: str = field(default="results", metadata={"help": "the results store (runs/ and sweeps/ inside)"})
+
+    def check(self) -> None:
+        if not self.name:
+            raise ValueError("a sweep needs a 'name'")
+        if not self.base:
+            raise ValueError("a sweep needs a 'base' run config file")
+        for i, group in enumerate(self.zip):
+            lengths = {k: len(v) for k, v in group.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"zip[{i}]: the lists must have one length, got {lengths}")
+        keys = list(self.grid) + [k for g in self.zip for k in g]
+        dup = {k for k in keys if keys.count(k) > 1}
+        if dup:
+            raise ValueError(f"keys swept twice (grid and zip): {sorted(dup)}")
+        if not self.seeds:
+            raise ValueError("seeds is empty")
+
+
+def load_sweep_config(path: str | Path) -> tuple[SweepConfig, Path]:
+    """The sweep config and its resolved file (base paths resolve next to it, then under experiments/)."""
+    resolved = resolve_path(path)
+    data = read_yaml(resolved)
+    if isinstance(data.get("base"), str):
+        data["base"] = [data["base"]]
+    return from_dict(SweepConfig, data, {"": str(resolved)}), resolved
+
+
 def run_id(cfg: Any) -> str:
     """Hash of what the run computes: key order and launch-only settings do not matter."""
     blob = json.dumps(to_dict(cfg, identity_only=True), sort_keys=True, separators=(",", ":"))
@@ -224,13 +265,15 @@ def merge_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any],
     return data
 
 
-def load_run_config(path: str | Path | None, overrides: list[str] | dict[str, Any] = ()) -> RunConfig:
-    """Load a run config file (or only defaults when path is None) with overrides applied."""
+def load_run_config(path: str | Path | list[str | Path] | None, overrides: list[str] | dict[str, Any] = (),
+                    relative_to: Path | None = None, source: str = "command line") -> RunConfig:
+    """Load a run config file, or several layered in order (or only defaults when path is None),
+    with overrides applied; `source` names where the overrides come from in error messages."""
     prov: Provenance = {"": "built-in defaults"}
     data = to_dict(RunConfig())  # mappings such as model.*.arch merge into their defaults
-    if path is not None:
-        data = deep_merge(data, _layered(resolve_path(path), prov), {}, "")  # keeps each key's own source
-    data = merge_overrides(data, overrides, prov)
+    for p in ([] if path is None else path if isinstance(path, list) else [path]):
+        data = deep_merge(data, _layered(resolve_path(p, relative_to), prov), {}, "")  # keeps each key's own source
+    data = merge_overrides(data, overrides, prov, source)
     return from_dict(RunConfig, data, prov)
 
 

@@ -43,12 +43,16 @@ def _slurm_master() -> str:
 
 
 def detect() -> DistEnv:
-    """torchrun (RANK, WORLD_SIZE, ...) first, then a Slurm task (SLURM_PROCID, SLURM_NTASKS, ...),
-    else one process on this machine."""
+    """torchrun (RANK, WORLD_SIZE, ...) first, then submitit's local tasks, then a Slurm task
+    (SLURM_PROCID, SLURM_NTASKS, ...), else one process on this machine."""
     env = os.environ
     if "RANK" in env and "WORLD_SIZE" in env:
         return DistEnv(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)),
                        env.get("MASTER_ADDR", "127.0.0.1"), int(env.get("MASTER_PORT", 29500)))
+    if int(env.get("SUBMITIT_LOCAL_NTASKS", "1")) > 1:  # submitit's local executor, several tasks
+        job = env.get("SUBMITIT_LOCAL_JOB_ID", "0")
+        return DistEnv(int(env["SUBMITIT_LOCAL_GLOBALID"]), int(env["SUBMITIT_LOCAL_NTASKS"]),
+                       int(env.get("SUBMITIT_LOCAL_LOCALID", 0)), "127.0.0.1", 20000 + int(job) % 20000)
     if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
         job = int(env.get("SLURM_JOB_ID", "0"))
         return DistEnv(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)),

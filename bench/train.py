@@ -215,6 +215,21 @@ class Run:
         self.log(f"done: {self.cfg.train.budget.samples:,} samples")
         return self.record
 
+    def _cached(self, model, samples):
+        """With data.cache: train on the frozen X-encoder's cached features, and on the frozen Y-encoder's
+        cached targets (bench/cache.py); the cache is built once per machine and shared by all runs."""
+        if not (self.cfg.data.cache and self.cfg.data.source == "shapes"):
+            return samples
+        from bench.build import cache_dir
+        from bench.cache import CachedSamples, x_features, y_targets
+
+        feats = x_features(model.x_encoder, self.world, cache_dir(), self.env.rank, self.log)
+        y = getattr(model, "y_encoder", None)
+        if y is not None and getattr(y, "frozen", False):
+            texts = samples.possible_targets()
+            y.set_cache(texts, y_targets(y, texts, cache_dir(), self.env.rank, self.log))
+        return CachedSamples(samples, feats)
+
     def _stage_data(self, stage: StagePlan):
         import dataclasses
 
@@ -227,8 +242,8 @@ class Run:
             return  # finished before the resume
         if meta and meta["stage"] == stage.index and meta["stage_position"] == stage.samples:
             return
-        samples = train_samples(self._stage_data(stage), cfg.seed)
         engine, optimizer, scheduler = make_engine(model, cfg, stage, self.env.world_size)
+        samples = self._cached(model, train_samples(self._stage_data(stage), cfg.seed))
         loader = SharedLoader(samples, t.global_batch, t.micro_batch, stage.samples, self.env.world_size,
                               self.env.rank, cfg.data.num_workers)
         self.skipped = meta.get("skipped", 0) if meta else 0
@@ -265,7 +280,7 @@ class Run:
         t_window, n_window, step_losses = time.perf_counter(), 0, {}
         next_ckpt = (loader.position // t.checkpoint_every + 1) * t.checkpoint_every if t.checkpoint_every else None
         for micro, batch in enumerate(loader):
-            batch["video"] = batch["video"].to(self.device)
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = engine(batch)
             loss = out["loss"]
             if _all_true(not bool(torch.isfinite(loss.detach())), self.device):

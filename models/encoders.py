@@ -127,6 +127,12 @@ class XEncoder(nn.Module):
             self._hash = weight_hash(self.encoder)
         return self._hash
 
+    def tokens(self, batch: dict) -> torch.Tensor:
+        """The batch's visual tokens: its precomputed "x_features" (a feature cache) or the encoded video."""
+        if "x_features" in batch:
+            return batch["x_features"]
+        return self(batch["video"])
+
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = (video.float() / 255.0 - self.mean) / self.std
@@ -168,10 +174,28 @@ class TextEncoder(nn.Module):
             self.backbone.eval()
         return self
 
-    def forward(self, texts: list[str]) -> torch.Tensor:
+    def set_cache(self, texts: list[str], pooled) -> None:
+        """Precomputed outputs of this (frozen) encoder for known texts: rows of `pooled` (N, dim)."""
+        if not self.frozen:
+            raise ValueError("only a frozen Y-encoder's outputs can be cached")
+        self._cache_index = {t: i for i, t in enumerate(texts)}
+        self._cache_rows = pooled
+
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        """(B, dim): masked mean of the encoder's last hidden states (no cache)."""
         device = next(self.backbone.parameters()).device
         tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.max_tokens,
                              return_tensors="pt").to(device)
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
             hidden = self.backbone(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
         return masked_mean(hidden, tok["attention_mask"])
+
+    def forward(self, texts: list[str]) -> torch.Tensor:
+        index = getattr(self, "_cache_index", None)
+        if index is not None and all(t in index for t in texts):
+            import numpy as np
+
+            rows = np.stack([self._cache_rows[index[t]] for t in texts])
+            weight = next(self.backbone.parameters())
+            return torch.from_numpy(rows).to(device=weight.device, dtype=weight.dtype)
+        return self.encode(texts)

@@ -1,7 +1,8 @@
 """The interface every model offers, so that the trainer and the tasks never ask which model they hold.
 
-A batch is a dict: "video" (B, T, 3, H, W) uint8, "query" list[str], "target" list[str]
-(plus bookkeeping keys a model ignores).
+A batch is a dict: "video" (B, T, 3, H, W) uint8 or, from a feature cache, "x_features" (B, N, dim)
+(the frozen X-encoder's output), "query" list[str], "target" list[str] (plus bookkeeping keys a model
+ignores).
 """
 
 from __future__ import annotations

@@ -67,19 +67,19 @@ class VLJEPA(nn.Module):
                              add_special_tokens=False, return_tensors="pt").to(device)
         return tok["input_ids"], tok["attention_mask"]
 
-    def predictor_states(self, video: torch.Tensor, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def predictor_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The predictor's output at every position, (B, L, width), and the key mask (B, L)."""
-        vis = self.vis_proj(self.x_encoder(video).to(self.vis_proj.weight.dtype))
-        ids, qmask = self._query_tokens(queries)
+        vis = self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype))
+        ids, qmask = self._query_tokens(batch["query"])
         x = torch.cat([vis, self.predictor.embed_tokens(ids).to(vis.dtype)], 1)
         keep = torch.cat([torch.ones(vis.shape[:2], dtype=qmask.dtype, device=vis.device), qmask], 1)
         mask = additive_mask(keep, self.causal, x.dtype)
         h = self.predictor(inputs_embeds=x, attention_mask=mask, position_ids=positions(keep)).last_hidden_state
         return h, keep
 
-    def predict(self, video: torch.Tensor, queries: list[str]) -> torch.Tensor:
-        """(B, D): the predicted embedding of the answer."""
-        h, keep = self.predictor_states(video, queries)
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """(B, D): the predicted embedding of the answer to each sample's query."""
+        h, keep = self.predictor_states(batch)
         return self.pred_head(masked_mean(h, keep))
 
     def encode_targets(self, texts: list[str]) -> torch.Tensor:
@@ -104,7 +104,7 @@ class VLJEPA(nn.Module):
 
     # ---------------------------------------------------------------- the protocol
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        pred = self.predict(batch["video"], batch["query"])
+        pred = self.predict(batch)
         target = self.encode_targets(batch["target"])
         texts = list(batch["target"])
         same = torch.tensor([[a == b for b in texts] for a in texts], device=pred.device)
@@ -125,7 +125,7 @@ class VLJEPA(nn.Module):
 
     @torch.no_grad()
     def embed(self, batch: Batch) -> torch.Tensor:
-        return F.normalize(self.predict(batch["video"], batch["query"]).float(), dim=-1)
+        return F.normalize(self.predict(batch).float(), dim=-1)
 
     @torch.no_grad()
     def embed_text(self, texts: list[str]) -> torch.Tensor:

@@ -52,18 +52,18 @@ class VLM(nn.Module):
                              add_special_tokens=False, return_tensors="pt").to(device)
         return tok["input_ids"], tok["attention_mask"]
 
-    def _prefix(self, video: torch.Tensor, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """[padding][visual tokens][query]: embeddings (B, P, H) and key mask (B, P). All padding goes
         first, so the last position of every row is a real token (what comes next is predicted there)."""
-        vis = self.vis_proj(self.x_encoder(video).to(self.vis_proj.weight.dtype))
-        ids, qmask = self._tokens(queries, "right", self.cfg.lm.max_query_tokens)
+        vis = self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype))
+        ids, qmask = self._tokens(batch["query"], "right", self.cfg.lm.max_query_tokens)
         x = torch.cat([vis, self.lm.model.embed_tokens(ids).to(vis.dtype)], 1)
         keep = torch.cat([torch.ones(vis.shape[:2], dtype=torch.long, device=vis.device), qmask.long()], 1)
         order = torch.argsort(keep, dim=1, stable=True)  # zeros (padding) first, tokens keep their order
         return x.gather(1, order[..., None].expand_as(x)), keep.gather(1, order)
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        prefix, pkeep = self._prefix(batch["video"], batch["query"])
+        prefix, pkeep = self._prefix(batch)
         ids, tmask = self._tokens(batch["target"], "right", self.cfg.lm.max_target_tokens, eos=True)
         x = torch.cat([prefix, self.lm.model.embed_tokens(ids).to(prefix.dtype)], 1)
         keep = torch.cat([pkeep, tmask.long()], 1)
@@ -85,7 +85,7 @@ class VLM(nn.Module):
 
     @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
-        prefix, pkeep = self._prefix(batch["video"], batch["query"])
+        prefix, pkeep = self._prefix(batch)
         B, P = pkeep.shape
         rows = broadcast_candidates(candidates, B)
         K = len(rows[0])
@@ -107,7 +107,7 @@ class VLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
-        prefix, keep = self._prefix(batch["video"], batch["query"])
+        prefix, keep = self._prefix(batch)
         rows = greedy_decode(self.lm, prefix, keep, self.eos_id, max_tokens or self.cfg.lm.max_target_tokens)
         return [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in rows]
 

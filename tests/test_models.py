@@ -52,7 +52,7 @@ def test_twins_train_with_falling_loss(name):
 def _states(model, video, queries):
     model.eval()
     with torch.no_grad():
-        h, keep = model.predictor_states(video, queries)
+        h, keep = model.predictor_states({"video": video, "query": queries})
     return h
 
 
@@ -75,9 +75,9 @@ def test_padding_is_masked_in_both_modes():
         video = batches(cfg, 1, 2)[0]["video"][:1]
         model.eval()
         with torch.no_grad():
-            alone = model.predict(video, ["how many objects are there"])
-            padded = model.predict(video.repeat(2, 1, 1, 1, 1), ["how many objects are there",
-                                                                  "how many objects are there in this clip now"])
+            alone = model.predict({"video": video, "query": ["how many objects are there"]})
+            padded = model.predict({"video": video.repeat(2, 1, 1, 1, 1),
+                                    "query": ["how many objects are there", "how many objects are there in this clip now"]})
         assert torch.allclose(alone[0], padded[0], atol=1e-5)
 
 

@@ -53,6 +53,7 @@ class DataConfig:
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     manifest: ManifestConfig = field(default_factory=ManifestConfig)
     num_workers: int = field(default=0, metadata={"ge": 0, "identity": False})
+    cache: bool = field(default=True, metadata={"help": "train on cached frozen X features and Y targets (bench/cache.py)"})
 
     def check(self) -> None:
         unknown = set(self.sft_mix) - {"caption", "classification", "vqa"}

@@ -23,10 +23,15 @@ class PositionalSamples(Protocol):
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Videos (T, H, W, 3) uint8 -> one (B, T, 3, H, W) uint8 tensor; strings stay lists."""
-    out: dict[str, Any] = {"video": torch.from_numpy(np.stack([s["video"] for s in samples])).permute(0, 1, 4, 2, 3)}
+    """Videos (T, H, W, 3) uint8 -> one (B, T, 3, H, W) uint8 tensor; cached X features (N, dim) -> one
+    (B, N, dim) tensor; numbers -> tensors; strings stay lists."""
+    out: dict[str, Any] = {}
+    if "video" in samples[0]:
+        out["video"] = torch.from_numpy(np.stack([s["video"] for s in samples])).permute(0, 1, 4, 2, 3)
+    if "x_features" in samples[0]:
+        out["x_features"] = torch.from_numpy(np.stack([s["x_features"] for s in samples]))
     for key in samples[0]:
-        if key == "video":
+        if key in ("video", "x_features"):
             continue
         values = [s[key] for s in samples]
         out[key] = torch.tensor(values) if isinstance(values[0], (int, np.integer)) else values

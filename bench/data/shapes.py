@@ -80,7 +80,8 @@ class TrainSamples:
             self._order = (epoch, _epoch_order(self.seed, epoch, self.n))
         return int(self._order[1][pos])
 
-    def __getitem__(self, k: int) -> dict:
+    def describe(self, k: int) -> dict:
+        """Sample k without its pixels: clip index, query, target text and item kind."""
         i = self.clip_index(k)
         rng = np.random.default_rng([self.seed, k, 7])
         scene = self.world.scene("train", i)
@@ -97,8 +98,23 @@ class TrainSamples:
                 from bench.data.items import vqa_item  # local: items imports this module
                 item = vqa_item(scene, rng)
                 query, target = item.question, item.candidates[item.answer]
-        return {"video": self.world.clip("train", i), "query": query, "target": target,
-                "index": i, "position": k, "kind": kind}
+        return {"query": query, "target": target, "index": i, "position": k, "kind": kind}
+
+    def __getitem__(self, k: int) -> dict:
+        sample = self.describe(k)
+        return {"video": self.world.clip("train", sample["index"]), **sample}
+
+    def possible_targets(self) -> list[str]:
+        """Every target text a sample of this stage can draw (sorted): the target-embedding cache's keys."""
+        from bench.data.items import class_names
+        from bench.data.text import COLOUR_WORDS, MOTION_WORDS, NUMBER_WORDS, YES_NO
+        from bench.data.world import MOTIONS, SHAPES
+
+        texts = {r for i in range(self.n) for r in self.world.references("train", i)}
+        if self.data.stage == "sft":
+            texts |= set(class_names()) | set(COLOUR_WORDS) | set(SHAPES) | set(NUMBER_WORDS) | set(YES_NO)
+            texts |= {MOTION_WORDS[m][0] for m in MOTIONS}  # with the above: every VQA answer
+        return sorted(texts)
 
 
 def contact_sheet(world: ShapesWorld, n: int, out: Path, split: str = "train", frames_shown: int = 4) -> Path:

@@ -1,0 +1,102 @@
+"""Caches of what frozen encoders compute, shared by every run of every sweep on a machine.
+
+- X features: the frozen X-encoder's output for every training clip, keyed by the encoder's weight
+  hash, its pooling, and the identity of the clips (the world's settings). With it a training step
+  neither renders nor encodes video.
+- Y targets: a frozen Y-encoder's pooled output for every target text a stage can draw, keyed by the
+  encoder's weight hash, its tokenizer settings and the texts.
+
+Both are computed once, in a fixed order and fixed batches (so their bits do not depend on which run
+built them), written atomically as .npy files under the cache folder and memory-mapped read-only, so
+runs in parallel share one copy through the page cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from bench.data.loader import collate
+from bench.data.shapes import ShapesWorld, TrainSamples
+
+BATCH = 128
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log) -> np.ndarray:
+    """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait."""
+    if not path.is_file() and rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        first = compute(0, min(BATCH, rows))
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, *first.shape[1:]))
+        out[: len(first)] = first
+        for start in range(BATCH, rows, BATCH):
+            out[start:start + BATCH] = compute(start, min(start + BATCH, rows))
+            if log and start // BATCH % 50 == 0:
+                log(f"cache {path.name}: {start:,}/{rows:,}")
+        out.flush()
+        del out
+        os.replace(tmp, path)
+    _barrier()
+    return np.load(path, mmap_mode="r")
+
+
+def x_features(x_encoder, world: ShapesWorld, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
+    """(train clips, tokens, dim) float32, memory-mapped."""
+    cfg = world.cfg
+    identity = {k: v for k, v in asdict(cfg).items() if k not in ("paraphrases", "val_size", "test_size", "novel_size", "fps")}
+    weight = next(x_encoder.parameters())
+    path = cache_root / "x_features" / f"{_key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, identity)}.npy"
+    device = weight.device
+
+    def compute(a: int, b: int) -> np.ndarray:
+        video = collate([{"video": world.clip("train", i)} for i in range(a, b)])["video"].to(device)
+        with torch.no_grad():
+            return x_encoder(video).float().cpu().numpy()
+
+    return _build(path, world.size("train"), compute, rank, log)
+
+
+def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
+    """(len(texts), dim) float32 pooled outputs of a frozen text encoder, memory-mapped."""
+    from models.encoders import weight_hash
+
+    tok = text_encoder.tokenizer
+    key = _key(weight_hash(text_encoder.backbone), str(next(text_encoder.backbone.parameters()).dtype),
+               type(tok).__name__, len(tok), text_encoder.cfg.max_tokens,
+               hashlib.sha256("\n".join(texts).encode()).hexdigest())
+    path = cache_root / "y_targets" / f"{key}.npy"
+
+    def compute(a: int, b: int) -> np.ndarray:
+        with torch.no_grad():
+            return text_encoder.encode(texts[a:b]).float().cpu().numpy()
+
+    return _build(path, len(texts), compute, rank, log)
+
+
+class CachedSamples:
+    """Training samples whose video is replaced by the cached X features of their clip."""
+
+    def __init__(self, samples: TrainSamples, features: np.ndarray):
+        self.samples, self.features = samples, features
+
+    def __getitem__(self, k: int) -> dict:
+        sample = self.samples.describe(k)
+        return {"x_features": np.array(self.features[sample["index"]]), **sample}

@@ -1,0 +1,238 @@
+"""Launch a sweep of matched runs: expand, validate, check parity, skip what is done, submit.
+
+    python -m bench.sweep ablations/loss.yaml [section.key=value ...]
+        [--executor slurm|local|inline] [--dry-run] [--status] [--max-parallel N] [--wait]
+
+The file is looked up in the working directory first, then under experiments/. Nothing is submitted
+unless every run of the sweep is valid and every comparison group passes its parity check. Launching
+a sweep again submits only the runs that are missing or incomplete (incomplete ones resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.config import ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config
+from bench.configlib import to_dict
+from bench.results import DONE, RUN_RECORD, read_json, run_dir, write_json
+
+# what the runs of one comparison group (one seed) must share unless the sweep varies it
+PARITY_KEYS = ("model.x_encoder", "model.lm.tokenizer", "data", "train.budget", "train.global_batch",
+               "train.stages", "eval")
+
+
+class SweepError(ValueError):
+    pass
+
+
+@dataclass
+class SweepRun:
+    cfg: RunConfig
+    seed: int
+    point: dict[str, Any]
+    condition: str
+
+    @property
+    def run_id(self) -> str:
+        return self.cfg.run_id
+
+
+def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
+    """The cartesian product of the grid and of each zip group (whose lists vary together)."""
+    axes: list[list[dict[str, Any]]] = [[{k: v} for v in values] for k, values in sweep.grid.items()]
+    for group in sweep.zip:
+        keys = list(group)
+        axes.append([dict(zip(keys, vals)) for vals in zip(*group.values())])
+    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)] or [{}]
+
+
+def condition_label(point: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "base"
+
+
+def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> list[SweepRun]:
+    """Every run of the sweep, each validated; all invalid grid points are reported together."""
+    from bench.config import parse_override
+
+    cli = dict(parse_override(o) for o in overrides)
+    runs, errors = [], []
+    for point in grid_points(sweep):
+        label = condition_label(point)
+        for seed in sweep.seeds:
+            settings = {**sweep.set, **{f"launch.{k}": v for k, v in sweep.launch.items()}, **point,
+                        "seed": seed, "name": f"{sweep.name}/{label}/seed{seed}",
+                        "output_dir": str(Path(sweep.results) / "runs"), **cli}
+            try:
+                cfg = load_run_config(sweep.base, settings, relative_to=sweep_file.parent,
+                                      source=f"{sweep_file} grid point [{label}] seed {seed}")
+            except ConfigError as e:
+                errors.append(str(e))
+                continue
+            runs.append(SweepRun(cfg, seed, point, label))
+    if errors:
+        raise SweepError(f"{len(errors)} invalid run(s) in {sweep_file}; nothing was submitted:\n  - "
+                         + "\n  - ".join(errors))
+    return runs
+
+
+def _value(cfg_dict: dict, dotted: str) -> Any:
+    node: Any = cfg_dict
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = True) -> list[str]:
+    """Inside each seed's group, what the sweep does not vary must be equal; returns the problems."""
+    problems = []
+    keys = [k for k in PARITY_KEYS if not any(s == k or s.startswith(k + ".") or k.startswith(s + ".") for s in swept)]
+    by_seed: dict[int, list[SweepRun]] = {}
+    for r in runs:
+        by_seed.setdefault(r.seed, []).append(r)
+    for seed, group in by_seed.items():
+        dicts = [to_dict(r.cfg, identity_only=True) for r in group]
+        for key in keys:
+            values = {repr(_value(d, key)) for d in dicts}
+            if len(values) > 1:
+                problems.append(f"seed {seed}: '{key}' differs between runs of one comparison group, "
+                                f"but the sweep does not vary it")
+        if fingerprints and not any(k == "data" or k.startswith("data.") for k in swept):
+            from bench.data.loader import fingerprint
+            from bench.data.sources import train_samples
+
+            prints = {fingerprint(train_samples(r.cfg.data, r.cfg.seed), 16) for r in group}
+            if len(prints) > 1:
+                problems.append(f"seed {seed}: the runs would read different data ({sorted(prints)})")
+    return problems
+
+
+def run_state(r: SweepRun) -> str:
+    """done / resume at N samples / failed (will resume) / new, from the results store."""
+    d = run_dir(r.cfg.output_dir, r.run_id)
+    rec = d / RUN_RECORD
+    if not rec.is_file():
+        return "new"
+    status = read_json(rec).get("status")
+    if status == DONE:
+        return "done"
+    latest = d / "checkpoints" / "LATEST.json"
+    seen = read_json(latest)["meta"]["samples_seen"] if latest.is_file() else 0
+    return f"{status}, resumes at {seen:,}"
+
+
+def table(runs: list[SweepRun], states: list[str]) -> str:
+    rows = ["| run_id | seed | condition | state |", "|---|---:|---|---|"]
+    rows += [f"| {r.run_id} | {r.seed} | {r.condition} | {s} |" for r, s in zip(runs, states)]
+    return "\n".join(rows)
+
+
+def sweep_record_path(sweep: SweepConfig) -> Path:
+    return Path(sweep.results) / "sweeps" / f"{sweep.name}.json"
+
+
+def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], jobs: dict[str, str]) -> None:
+    path = sweep_record_path(sweep)
+    old = read_json(path) if path.is_file() else {}
+    write_json(path, {
+        "name": sweep.name, "file": str(sweep_file), "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
+        "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point} for r in runs],
+        "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
+    })
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> Slurm state (PENDING, RUNNING, ...) for jobs Slurm still knows; empty without Slurm."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"], capture_output=True,
+                             text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
+
+
+def status_lines(sweep: SweepConfig, runs: list[SweepRun]) -> list[str]:
+    record = read_json(sweep_record_path(sweep)) if sweep_record_path(sweep).is_file() else {}
+    jobs = record.get("jobs", {})
+    queue = slurm_states(list({j for j in jobs.values()}))
+    lines = []
+    for r, state in zip(runs, [run_state(r) for r in runs]):
+        job = jobs.get(r.run_id)
+        if job in queue and state != "done":
+            state = f"slurm {queue[job]} (job {job}); {state}"
+        lines.append(state)
+        rec = run_dir(r.cfg.output_dir, r.run_id) / RUN_RECORD
+        if rec.is_file() and read_json(rec).get("status") == "failed":
+            log = run_dir(r.cfg.output_dir, r.run_id) / "log.txt"
+            err = read_json(rec).get("error", "")
+            tail = " | ".join(log.read_text().splitlines()[-3:]) if log.is_file() else ""
+            lines[-1] = f"failed: {err} [{tail}]"
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
+
+    p = argparse.ArgumentParser(description="Launch a sweep of matched runs.")
+    p.add_argument("file")
+    p.add_argument("overrides", nargs="*", help="section.key=value for every run")
+    p.add_argument("--executor", choices=EXECUTORS)
+    p.add_argument("--dry-run", action="store_true", help="validate and print the table; submit nothing")
+    p.add_argument("--status", action="store_true", help="each run's state; submit nothing")
+    p.add_argument("--max-parallel", type=int, help="runs at once (local: default 1; slurm: the array throttle)")
+    p.add_argument("--wait", action="store_true", help="slurm: wait until every job ends")
+    args = p.parse_args(argv)
+    try:
+        sweep, sweep_file = load_sweep_config(args.file)
+        runs = expand(sweep, sweep_file, args.overrides)
+    except (ConfigError, SweepError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    swept = list(sweep.grid) + [k for g in sweep.zip for k in g]
+    problems = check_parity(runs, swept)
+    if problems:
+        print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return 2
+    if args.status:
+        print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, status_lines(sweep, runs)))
+        return 0
+    states = [run_state(r) for r in runs]
+    todo = [r for r, s in zip(runs, states) if s != "done"]
+    print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {len(runs) - len(todo)} done, "
+          f"{sum(s == 'new' for s in states)} new, {len(todo) - sum(s == 'new' for s in states)} to resume")
+    print(table(runs, states))
+    if args.dry_run:
+        print("dry run: nothing submitted")
+        return 0
+    if not todo:
+        print("every run is already complete: nothing to submit")
+        write_sweep_record(sweep, sweep_file, runs, {})
+        return 0
+    executor = args.executor or default_executor()
+    print(f"executor: {executor}" + ("" if args.executor else " (sbatch found)" if executor == "slurm" else " (no sbatch on PATH)"))
+    folder = Path(sweep.results) / "submitit" / sweep.name
+    write_sweep_record(sweep, sweep_file, runs, {})
+    jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel)
+    if executor == "slurm":
+        write_sweep_record(sweep, sweep_file, runs, {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)})
+        print(f"submitted {len(jobs)} Slurm job(s): {', '.join(str(j.job_id) for j in jobs)}")
+        if args.wait:
+            for r, j in zip(todo, jobs):
+                print(f"{r.cfg.name} ({r.run_id}): {describe_outcome(j)}")
+    failed = [r for r in runs if run_state(r) != "done"]
+    if executor != "slurm" or args.wait:
+        print(f"{len(runs) - len(failed)}/{len(runs)} runs done" + (f"; not done: {', '.join(r.run_id for r in failed)}" if failed else ""))
+        return 1 if failed else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
