@@ -97,6 +97,13 @@ class _StopFlag:
     def _handle(self, signum, frame):
         self.signum = signum
 
+    def forward(self) -> None:
+        """After our checkpoint: hand the signal to the handler that was there before (submitit's
+        requeue on SIGUSR2, its bypass on SIGTERM), if there was one."""
+        old = self._old.get(self.signum)
+        if callable(old):
+            old(self.signum, None)
+
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
@@ -205,7 +212,7 @@ class Run:
             with _StopFlag() as stop:
                 for stage in self.stages:
                     self._run_stage(model, stage, ckpts, latest, stop)
-        except Preempted:
+        except (Preempted, SystemExit):  # checkpointed on a signal (submitit's requeue exits the process)
             raise
         except BaseException as e:
             self._record(FAILED, error=f"{type(e).__name__}: {e}")
@@ -328,6 +335,7 @@ class Run:
                 save(loader.position)
                 self._record(PREEMPTED, samples_seen=seen)
                 self.log(f"signal received: checkpointed at {seen:,} samples; run again to resume")
+                stop.forward()
                 raise Preempted(f"checkpointed at {seen:,} samples")
             if next_ckpt is not None and loader.position >= next_ckpt and loader.position < stage.samples:
                 save(loader.position)

@@ -25,6 +25,8 @@ class BackboneConfig:
     pretrained: str = field(default="", metadata={"help": "hub id or local directory; empty = random init from arch"})
     arch: dict[str, Any] = field(default_factory=dict, metadata={"help": "transformers config kwargs, model_type included"})
     init_seed: int | None = field(default=0, metadata={"help": "seed of a random init; null = the run's seed"})
+    overrides: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "config changes applied when loading pretrained weights, e.g. num_hidden_layers: 2 keeps the first 2 layers"})
 
     def check(self) -> None:
         if not self.pretrained and "model_type" not in self.arch:

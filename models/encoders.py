@@ -51,9 +51,9 @@ def load_backbone(spec: BackboneConfig, run_seed: int, causal_lm: bool = False, 
     spec.init_seed (the run's seed when null). meta=True builds without memory (parameter counts)."""
     auto = AutoModelForCausalLM if causal_lm else AutoModel
     if spec.pretrained and not meta:
-        return auto.from_pretrained(resolve_source(spec.pretrained))
+        return auto.from_pretrained(resolve_source(spec.pretrained), **spec.overrides)
     if spec.pretrained and set(spec.arch) <= {"model_type"}:  # no dimensions given: read the checkpoint's config
-        config = AutoConfig.from_pretrained(resolve_source(spec.pretrained))
+        config = AutoConfig.from_pretrained(resolve_source(spec.pretrained), **spec.overrides)
     else:
         arch = {**spec.arch, **arch_overrides}
         config = AutoConfig.for_model(**arch)

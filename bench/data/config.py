@@ -19,7 +19,7 @@ class ShapesConfig:
     event_prob: float = field(default=0.25, metadata={"ge": 0.0, "le": 1.0, "help": "chance of a light event"})
     paraphrases: int = field(default=5, metadata={"ge": 1, "help": "reference texts per clip"})
     held_out_combos: int = field(default=4, metadata={"ge": 0, "help": "shape-colour pairs seen only in the novel split"})
-    train_size: int = field(default=24000, metadata={"ge": 1})
+    train_size: int = field(default=10000, metadata={"ge": 1})
     val_size: int = field(default=400, metadata={"ge": 1})
     test_size: int = field(default=400, metadata={"ge": 1})
     novel_size: int = field(default=200, metadata={"ge": 1})

@@ -105,7 +105,7 @@ class TrainSamples:
         return {"video": self.world.clip("train", sample["index"]), **sample}
 
     def possible_targets(self) -> list[str]:
-        """Every target text a sample of this stage can draw (sorted): the target-embedding cache's keys."""
+        """Every target text a sample of this stage can draw, shortest first: the target cache's keys."""
         from bench.data.items import class_names
         from bench.data.text import COLOUR_WORDS, MOTION_WORDS, NUMBER_WORDS, YES_NO
         from bench.data.world import MOTIONS, SHAPES
@@ -114,7 +114,7 @@ class TrainSamples:
         if self.data.stage == "sft":
             texts |= set(class_names()) | set(COLOUR_WORDS) | set(SHAPES) | set(NUMBER_WORDS) | set(YES_NO)
             texts |= {MOTION_WORDS[m][0] for m in MOTIONS}  # with the above: every VQA answer
-        return sorted(texts)
+        return sorted(texts, key=lambda t: (len(t.split()), t))  # by length: little padding when encoded
 
 
 def contact_sheet(world: ShapesWorld, n: int, out: Path, split: str = "train", frames_shown: int = 4) -> Path:

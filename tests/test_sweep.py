@@ -1,0 +1,218 @@
+"""Sweeps: expansion, validation before submission, parity, dedupe and resume, executors, Slurm."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.config import REPO_ROOT, load_sweep_config
+from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl
+from bench.sweep import SweepError, check_parity, expand, grid_points, main
+from tests.conftest import FAST_Y, SMALL_DATA
+
+TINY_RUN = [*FAST_Y, *SMALL_DATA, "model.embed_dim=64", "train.global_batch=32", "train.micro_batch=32",
+            "train.warmup_samples=64", "train.log_every=1", "eval.size=16", "eval.batch=16",
+            "eval.tasks=[classification, vqa]"]
+
+
+def sweep_file(tmp_path: Path, body: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).replace("RESULTS", str(tmp_path / "results")))
+    return path
+
+
+def tiny_sweep(tmp_path: Path, budget: int = 128, losses=("infonce", "cosine"), seeds=(0,)) -> Path:
+    import yaml
+
+    from bench.config import parse_override
+
+    body = {"name": "tinyloss", "base": "base/tiny.yaml", "results": str(tmp_path / "results"),
+            "set": {**dict(parse_override(o) for o in TINY_RUN), "train.budget.samples": budget,
+                    "eval.grid": [budget]},
+            "grid": {"model.loss.name": list(losses)}, "seeds": list(seeds)}
+    path = tmp_path / "tinyloss.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_grid_zip_and_seeds_expand(tmp_path):
+    f = sweep_file(tmp_path, """
+        name: g
+        base: base/tiny.yaml
+        results: RESULTS
+        grid:
+          model.loss.name: [infonce, cosine, l2]
+          model.attention: [bidirectional, causal]
+        zip:
+          - model.name: [vljepa, vlm]
+            model.lm.layers: ["-2:", ":"]
+        seeds: [0, 1]
+    """)
+    sweep, path = load_sweep_config(f)
+    assert len(grid_points(sweep)) == 3 * 2 * 2
+    runs = expand(sweep, path)
+    assert len(runs) == 24 and len({r.run_id for r in runs}) == 24
+    vlm = [r for r in runs if r.cfg.model.name == "vlm"]
+    assert all(r.cfg.model.lm.layers == ":" for r in vlm)  # zipped keys vary together
+
+
+def test_one_invalid_grid_point_submits_nothing_and_names_it(tmp_path, capsys):
+    f = sweep_file(tmp_path, """
+        name: bad
+        base: base/tiny.yaml
+        results: RESULTS
+        grid:
+          train.zero_stage: [0, 2, 7]
+    """)
+    assert main([str(f), "--executor", "inline"]) == 2
+    err = capsys.readouterr().err
+    assert "grid point [train.zero_stage=7]" in err and "nothing was submitted" in err
+    assert not (tmp_path / "results" / "runs").exists()
+    sweep, path = load_sweep_config(f)
+    with pytest.raises(SweepError, match="1 invalid run"):
+        expand(sweep, path)
+
+
+def test_parity_check_flags_unswept_differences(tmp_path):
+    sweep, path = load_sweep_config(tiny_sweep(tmp_path))
+    runs = expand(sweep, path)
+    assert check_parity(runs, ["model.loss.name"]) == []
+    import dataclasses
+
+    bad = dataclasses.replace(runs[1].cfg, data=dataclasses.replace(
+        runs[1].cfg.data, shapes=dataclasses.replace(runs[1].cfg.data.shapes, world_seed=9)))
+    runs[1].cfg = bad
+    problems = check_parity(runs, ["model.loss.name"])
+    assert any("'data' differs" in p for p in problems) and any("different data" in p for p in problems)
+
+
+def test_dry_run_prints_the_table_and_submits_nothing(tmp_path, capsys):
+    f = tiny_sweep(tmp_path)
+    assert main([str(f), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs, 0 done, 2 new" in out and "model.loss.name=cosine" in out and "dry run" in out
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_sweep_path_resolves_under_experiments(capsys):
+    assert main(["ablations/loss.yaml", "--dry-run"]) == 0
+    assert "18 runs" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_local_sweep_completes_then_relaunch_submits_nothing(tmp_path, capsys):
+    f = tiny_sweep(tmp_path)
+    assert main([str(f), "--executor", "local"]) == 0
+    out = capsys.readouterr().out
+    assert "executor: local" in out and "2/2 runs done" in out
+    record = read_json(tmp_path / "results" / "sweeps" / "tinyloss.json")
+    assert len(record["runs"]) == 2
+    for r in record["runs"]:
+        d = tmp_path / "results" / "runs" / r["run_id"]
+        assert read_json(d / RUN_RECORD)["status"] == "done" and read_jsonl(d / EVALS)
+    assert main([str(f), "--executor", "local"]) == 0
+    assert "nothing to submit" in capsys.readouterr().out
+    assert main([str(f), "--status"]) == 0
+    assert capsys.readouterr().out.count("| done |") == 2
+
+
+# ---------------------------------------------------------------- Slurm (CI starts a real cluster)
+
+REQUIRE_SLURM = os.environ.get("VLJEPA_REQUIRE_SLURM") == "1"
+
+
+def _slurm_up() -> bool:
+    if not shutil.which("sbatch"):
+        return False
+    return subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def slurm():
+    if not _slurm_up():
+        if REQUIRE_SLURM:
+            pytest.fail("VLJEPA_REQUIRE_SLURM=1 but no Slurm cluster answers (bash scripts/slurm_cluster.sh start)")
+        pytest.skip("no Slurm cluster (bash scripts/slurm_cluster.sh start; VLJEPA_REQUIRE_SLURM=1 to demand it)")
+
+
+def _sweep_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    return subprocess.run([sys.executable, "-m", "bench.sweep", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _evals(results: Path) -> dict[str, list]:
+    out = {}
+    for d in (results / "runs").iterdir():
+        out[read_json(d / RUN_RECORD)["config"]["model"]["loss"]["name"]] = [
+            (r["samples_seen"], r["task"], r["metric"], r["value"]) for r in read_jsonl(d / EVALS)]
+    return out
+
+
+@pytest.mark.slurm
+def test_slurm_sweep_end_to_end(tmp_path, slurm):
+    f = tiny_sweep(tmp_path, losses=("infonce", "l2", "sigreg"))
+    out = _sweep_cli(str(f), "--executor", "slurm", "--wait")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "submitted 3 Slurm job(s)" in out.stdout and "3/3 runs done" in out.stdout
+    again = _sweep_cli(str(f))
+    assert again.returncode == 0 and "nothing to submit" in again.stdout and "executor" not in again.stdout
+    status = _sweep_cli(str(f), "--status")
+    assert status.stdout.count("| done |") == 3
+
+
+@pytest.mark.slurm
+def test_slurm_two_task_run(tmp_path, slurm):
+    f = tiny_sweep(tmp_path, losses=("infonce",))
+    out = _sweep_cli(str(f), "--executor", "slurm", "--wait", "launch.processes=2", "launch.cpus_per_task=1",
+                     "train.micro_batch=16", "launch.mem_gb=4")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rec = read_json(next((tmp_path / "results" / "runs").iterdir()) / RUN_RECORD)
+    assert rec["status"] == "done" and rec["world_size"] == 2 and rec["samples_seen"] == 128
+
+
+def _squeue(job: str) -> tuple[str, str]:
+    out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True).stdout.split()
+    return (out[0], out[1]) if len(out) >= 2 else ("", "")
+
+
+@pytest.mark.slurm
+def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
+    budget = 1920
+    ref_dir, req_dir = tmp_path / "ref", tmp_path / "req"
+    ref_dir.mkdir(), req_dir.mkdir()
+    common = ["train.checkpoint_every=320", "eval.grid=[0, 960, 1920]"]
+    ref = _sweep_cli(str(tiny_sweep(ref_dir, budget, losses=("sigreg",))), "--executor", "inline", *common)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    f = tiny_sweep(req_dir, budget, losses=("sigreg",))
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(f), "--executor", "slurm", *common],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    job = read_json(req_dir / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
+    deadline = time.time() + 600
+    while time.time() < deadline and not list((req_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    requeued_at = time.time()
+    while time.time() < deadline:  # a requeued job waits ~120 s (BeginTime) unless released
+        state, reason = _squeue(job)
+        if state == "PENDING" and "BeginTime" in reason and time.time() - requeued_at > 1.5:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            break
+        time.sleep(0.5)
+    run_dir = next((req_dir / "results" / "runs").iterdir())
+    while time.time() < deadline:
+        if (run_dir / RUN_RECORD).is_file() and read_json(run_dir / RUN_RECORD)["status"] == "done":
+            break
+        time.sleep(1)
+    rec = read_json(run_dir / RUN_RECORD)
+    assert rec["status"] == "done" and rec.get("resumes", 0) >= 1, rec.get("status")
+    assert _evals(req_dir / "results") == _evals(ref_dir / "results")
