@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config
+from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config
 from bench.configlib import to_dict
 from bench.results import DONE, RUN_RECORD, read_json, run_dir, write_json
 
@@ -144,8 +144,12 @@ def sweep_record_path(sweep: SweepConfig) -> Path:
 def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], jobs: dict[str, str]) -> None:
     path = sweep_record_path(sweep)
     old = read_json(path) if path.is_file() else {}
+    try:  # the command that reproduces it, as a user would type it
+        shown = str(sweep_file.relative_to(EXPERIMENTS))
+    except ValueError:
+        shown = str(sweep_file)
     write_json(path, {
-        "name": sweep.name, "file": str(sweep_file), "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
+        "name": sweep.name, "file": shown, "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
         "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point} for r in runs],
         "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
     })

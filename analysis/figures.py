@@ -1,0 +1,94 @@
+"""Figures from the metrics frame (matplotlib; PNG and PDF; one colour per model everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.records import interval  # noqa: E402
+
+MODEL_COLOURS = {"vljepa": "#1f5fa8", "vlm": "#c4432b"}
+OTHER_COLOURS = ["#2a9d5c", "#8a4fbf", "#d18f1d", "#5a5a5a", "#17a2b8", "#b5487d"]
+plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+
+
+def colour(name: str, i: int = 0) -> str:
+    return MODEL_COLOURS.get(name, OTHER_COLOURS[i % len(OTHER_COLOURS)])
+
+
+def save(fig, out: Path, stem: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, dpi=160)
+    plt.close(fig)
+    return paths
+
+
+def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, str, str]], out: Path) -> list[Path]:
+    """One panel per (task, metric, label): the metric against samples seen (log x), mean and 95% band
+    over seeds, one line per model."""
+    f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.8), squeeze=False)
+    for ax, (task, metric, label) in zip(axes[0], panels):
+        g = f[(f["task"] == task) & (f["metric"] == metric) & (f["samples_seen"] > 0)]
+        for i, (model, gm) in enumerate(g.groupby("model")):
+            stats = [(s, *interval(gs.groupby("seed")["value"].mean())) for s, gs in gm.groupby("samples_seen")]
+            xs = [s for s, *_ in stats]
+            mean = [m for _, m, _, _ in stats]
+            half = [h for _, _, h, _ in stats]
+            c = colour(model, i)
+            ax.plot(xs, mean, marker="o", ms=3, color=c, label=model)
+            ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.18)
+        chance = g["chance"].dropna()
+        if len(chance):
+            ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
+        ax.set_xscale("log")
+        ax.set_xlabel("samples seen")
+        ax.set_ylabel(label)
+        ax.legend(frameon=False, fontsize=8)
+    return save(fig, out, f"{sweep}_sample_efficiency")
+
+
+def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.", "Retr.", "VQA")) -> list[Path]:
+    """Grouped bars: one group per metric, one bar per setting, 95% intervals, chance marked."""
+    labels = [lab for lab in labels if lab in table.columns]
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels), 2.8), squeeze=False)
+    for ax, lab in zip(axes[0], labels):
+        settings = [str(s) for s in table["setting"]]
+        means = [r[lab][0] for _, r in table.iterrows()]
+        halves = [r[lab][1] for _, r in table.iterrows()]
+        ax.bar(range(len(settings)), means, yerr=halves, capsize=3,
+               color=[OTHER_COLOURS[i % len(OTHER_COLOURS)] for i in range(len(settings))])
+        chance = table[f"{lab} chance"].dropna()
+        if len(chance):
+            ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":")
+        ax.set_xticks(range(len(settings)), settings, rotation=35, ha="right", fontsize=8)
+        ax.set_title(lab)
+    return save(fig, out, f"{sweep}_ablation")
+
+
+def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
+    """CIDEr against decodes per second, uniform against adaptive (and pooled / online), the reduction
+    factor annotated."""
+    f = frame[(frame["sweep"] == sweep) & (frame["task"] == "streaming")]
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    curves = f[f["metric"].str.startswith("CIDEr_")]
+    for i, (metric, g) in enumerate(curves.groupby("metric")):
+        stats = [(r, *interval(gr.groupby("seed")["value"].mean())) for r, gr in g.groupby("rate_hz")]
+        xs, mean = [s[0] for s in stats], [s[1] for s in stats]
+        ax.plot(xs, mean, marker="o", ms=3, label=metric.removeprefix("CIDEr_"), color=OTHER_COLOURS[i % len(OTHER_COLOURS)])
+    factor = f[f["metric"] == "reduction_factor_pooled"]["value"].dropna()
+    if len(factor):
+        ax.set_title(f"adaptive needs {factor.mean():.2f}x fewer decodes (pooled, vs 1 Hz uniform)", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("decodes per second")
+    ax.set_ylabel("CIDEr")
+    ax.legend(frameon=False, fontsize=7)
+    return save(fig, out, f"{sweep}_selective_decoding")

@@ -1,0 +1,98 @@
+"""Every run record and metric record of a results store, as one tidy pandas DataFrame.
+
+Reads files only (results/runs/*/run.json and evals.jsonl, results/sweeps/*.json), so a report can be
+built on a laptop from results copied off a cluster. Partial and failed runs stay in the frame, with
+their status, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
+           "value", "chance", "rate_hz", "budget"]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line of a killed run
+            continue
+    return rows
+
+
+def _flat(prefix: str, obj, out: dict) -> None:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flat(f"{prefix}.{k}" if prefix else k, v, out)
+    else:
+        out[prefix] = obj
+
+
+def sweeps(results: Path) -> dict[str, list[dict]]:
+    """run_id -> the sweeps it belongs to: [{sweep, condition, seed, point, swept}]."""
+    out: dict[str, list[dict]] = {}
+    for f in sorted((results / "sweeps").glob("*.json")):
+        rec = json.loads(f.read_text())
+        for r in rec.get("runs", []):
+            out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"],
+                                                    "seed": r["seed"], "point": r.get("point", {}),
+                                                    "swept": rec.get("swept", [])})
+    return out
+
+
+def runs(results: str | Path) -> pd.DataFrame:
+    """One row per run (and per sweep it belongs to): status, model, seed, budget, sweep point."""
+    results = Path(results)
+    membership = sweeps(results)
+    rows = []
+    for rec_path in sorted((results / "runs").glob("*/run.json")):
+        rec = json.loads(rec_path.read_text())
+        base = {"run_id": rec["run_id"], "model": rec.get("model"), "seed": rec.get("seed"),
+                "status": rec.get("status"), "budget": rec.get("config", {}).get("train", {}).get("budget", {}).get("samples"),
+                "samples_done": rec.get("samples_seen")}
+        for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
+            row = {**base, "sweep": m["sweep"], "condition": m["condition"]}
+            for k, v in m.get("point", {}).items():
+                row[k] = v if not isinstance(v, (list, dict)) else json.dumps(v)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def metrics(results: str | Path) -> pd.DataFrame:
+    """One row per (run, sweep, samples_seen, task, metric), with the run's columns and the grid's keys.
+    A run with no metric yet appears once with task and value empty (its status says why)."""
+    results = Path(results)
+    run_frame = runs(results)
+    if run_frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    evals = []
+    for rid in run_frame["run_id"].unique():
+        for r in _jsonl(results / "runs" / rid / "evals.jsonl"):
+            evals.append({k: r.get(k) for k in ("run_id", "stage", "samples_seen", "task", "metric", "value", "chance",
+                                                 "rate_hz")})
+    ev = pd.DataFrame(evals, columns=["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz"])
+    frame = run_frame.merge(ev, on="run_id", how="left")
+    frame["partial"] = frame["status"] != "done"
+    return frame
+
+
+def interval(values: pd.Series) -> tuple[float, float, int]:
+    """(mean, half-width of the 95% t-interval over seeds, n); half-width 0 for one seed."""
+    from scipy import stats
+
+    v = values.dropna().astype(float)
+    n = len(v)
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    if n == 1:
+        return float(v.iloc[0]), 0.0, 1
+    half = float(stats.t.ppf(0.975, n - 1) * v.std(ddof=1) / n ** 0.5)
+    return float(v.mean()), half, n

@@ -1,0 +1,98 @@
+"""Regenerate every figure and table from the results store into one Markdown report.
+
+    python -m analysis.report [--results results] [--out results/report]
+
+Every number comes from the records; re-running after more runs updates everything. A sweep with
+several models is a controlled comparison (sample-efficiency curves and a table per sample count);
+a sweep with one model is an ablation (the paper's Class./Retr./VQA table and a chart); streaming
+metrics give the selective-decoding figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import figures, tables
+from analysis.records import metrics
+
+ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "depth": "depth",
+                  "pretraining": "pretraining", "y_encoder": "y_encoder"}
+
+
+def _command(results: Path, sweep: str) -> str:
+    rec = results / "sweeps" / f"{sweep}.json"
+    file = json.loads(rec.read_text()).get("file", sweep) if rec.is_file() else sweep
+    return f"`python -m bench.sweep {file}`"
+
+
+def _img(paths: list[Path], out: Path) -> str:
+    png = [p for p in paths if p.suffix == ".png"][0]
+    return f"![{png.stem}]({png.relative_to(out)}) ([pdf]({png.with_suffix('.pdf').relative_to(out)}))"
+
+
+def build(results: Path, out: Path) -> Path:
+    frame = metrics(results)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = out / "figures"
+    sections = ["# vljepa-bench report", "",
+                f"Built by `python -m analysis.report --results {results} --out {out}` from "
+                f"{frame['run_id'].nunique() if len(frame) else 0} runs. Mean ± 95% t-interval over seeds; "
+                "chance in brackets; paper numbers from results/reference/ (arXiv 2512.10942, version and table "
+                "in each CSV row)."]
+    if len(frame):
+        status = frame.drop_duplicates(["run_id", "sweep"]).groupby(["sweep", "status"]).size()
+        sections += ["", "## Runs", "", "| sweep | status | runs |", "|---|---|---:|"]
+        sections += [f"| {s} | {st} | {n} |" for (s, st), n in status.items()]
+        partial = frame[frame["partial"]].drop_duplicates("run_id")
+        if len(partial):
+            sections.append(f"\n{len(partial)} run(s) not done are shown where they have records: "
+                            + ", ".join(f"{r.run_id} ({r.status})" for r in partial.itertuples()))
+    for sweep, f in frame.dropna(subset=["sweep"]).groupby("sweep"):
+        f = f.copy()
+        cmd = _command(results, sweep)
+        models = sorted(f["model"].dropna().unique())
+        tasks = set(f["task"].dropna())
+        sections += ["", f"## {sweep}", "", f"Produced by {cmd}."]
+        if len(models) > 1:
+            panels = [(t, m, lab) for t, m, lab in [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),
+                                                    ("classification", "top1", "top-1 (%)"), ("vqa", "accuracy", "VQA (%)")]
+                      if t in tasks][:3]
+            paths = figures.sample_efficiency(f, sweep, panels, figs)
+            sections += ["", _img(paths, out), "",
+                         f"*Sample efficiency, {sweep}: {', '.join(models)} at matched samples ({cmd}).*", ""]
+            comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
+            sections.append(tables.comparison_markdown(comp))
+        else:
+            swept = json.loads((results / "sweeps" / f"{sweep}.json").read_text()).get("swept", [])
+            key = next((k for k in swept if k in f.columns), None)
+            if key and {"classification", "retrieval", "vqa"} & tasks:
+                table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep))
+                paths = figures.ablation_chart(table, sweep, figs)
+                md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
+                (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
+                sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
+        if "streaming" in tasks:
+            paths = figures.selective_decoding(f, sweep, figs)
+            sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}).*"]
+    sections += ["", "## Literature", "", tables.sota_markdown(), ""]
+    page = out / "README.md"
+    page.write_text("\n".join(sections) + "\n")
+    return page
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Regenerate the paper's figures and tables from results.")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--out", type=Path, default=Path("results/report"))
+    args = p.parse_args(argv)
+    print(build(args.results, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

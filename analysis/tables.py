@@ -1,0 +1,122 @@
+"""Tables from the metrics frame: each ablation in the paper's format (Class. / Retr. / VQA, mean +- 95%
+interval over seeds, best in bold, the paper's number beside ours), the controlled comparison at each
+sample count, and a SOTA table of the literature's numbers with their sources. Markdown and LaTeX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.records import interval
+
+# the paper's three ablation columns, in our tasks' terms
+ABLATION_COLUMNS = [("Class.", "classification", "top1", "classification_top1"),
+                    ("Retr.", "retrieval", "t2v_R@1", "retrieval_r1"),
+                    ("VQA", "vqa", "accuracy", "vqa")]
+REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+
+
+def reference(name: str) -> pd.DataFrame:
+    return pd.read_csv(REFERENCE / f"{name}.csv")
+
+
+def final_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each run's metrics at its full budget; a run that has not reached it (partial, failed) is left
+    out of final tables, and the report lists it."""
+    f = frame.dropna(subset=["task"])
+    return f[f["samples_seen"] == f["budget"]]
+
+
+def _fmt(mean: float, half: float, n: int, bold: bool) -> str:
+    if n == 0:
+        return "-"
+    text = f"{mean:.1f} ± {half:.1f}" if n > 1 else f"{mean:.1f}"
+    return f"**{text}**" if bold else text
+
+
+def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | None = None) -> pd.DataFrame:
+    """Rows: the values of the swept key; columns: Class./Retr./VQA (ours, mean ± 95% CI over seeds, n),
+    with the paper's numbers beside ours where results/reference/ablations.csv has the setting."""
+    f = final_values(frame[frame["sweep"] == sweep])
+    ref = reference("ablations")
+    ref = ref[ref["ablation"] == (ablation or sweep)]
+    rows = []
+    for setting, g in f.groupby(key, sort=False):
+        row = {"setting": setting, "seeds": g["seed"].nunique()}
+        for label, task, metric, refcol in ABLATION_COLUMNS:
+            vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()
+            chance = g[(g["task"] == task) & (g["metric"] == metric)]["chance"].mean()
+            row[label] = interval(vals)
+            row[f"{label} chance"] = chance
+            match = ref[ref["setting"].astype(str) == str(setting)]
+            row[f"{label} paper"] = float(match[refcol].iloc[0]) if len(match) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
+    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    best = {lab: max((r[lab][0] for _, r in table.iterrows() if r[lab][2]), default=None) for lab in labels}
+    head = "| setting | seeds | " + " | ".join(f"{lab} (chance) | {lab} paper" for lab in labels) + " |"
+    sep = "|---|---:|" + "---:|---:|" * len(labels)
+    lines = [head, sep]
+    for _, r in table.iterrows():
+        cells = []
+        for lab in labels:
+            mean, half, n = r[lab]
+            chance = r[f"{lab} chance"]
+            cells.append(f"{_fmt(mean, half, n, mean == best[lab])} ({chance:.1f})" if n else "-")
+            paper = r[f"{lab} paper"]
+            cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
+        lines.append(f"| {r['setting']} | {r['seeds']} | " + " | ".join(cells) + " |")
+    return (f"{caption}\n\n" if caption else "") + "\n".join(lines)
+
+
+def to_latex(table: pd.DataFrame, caption: str = "") -> str:
+    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    best = {lab: max((r[lab][0] for _, r in table.iterrows() if r[lab][2]), default=None) for lab in labels}
+    lines = ["\\begin{table}[t]\\centering", f"\\caption{{{caption}}}" if caption else "",
+             "\\begin{tabular}{l" + "rr" * len(labels) + "}", "\\toprule",
+             "setting & " + " & ".join(f"{lab} & paper" for lab in labels) + " \\\\", "\\midrule"]
+    for _, r in table.iterrows():
+        cells = []
+        for lab in labels:
+            mean, half, n = r[lab]
+            text = f"{mean:.1f} $\\pm$ {half:.1f}" if n > 1 else (f"{mean:.1f}" if n else "-")
+            cells.append(f"\\textbf{{{text}}}" if n and mean == best[lab] else text)
+            paper = r[f"{lab} paper"]
+            cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
+        lines.append(f"{str(r['setting']).replace('_', chr(92) + '_')} & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(x for x in lines if x)
+
+
+def comparison_table(frame: pd.DataFrame, sweep: str, metrics: list[tuple[str, str]]) -> pd.DataFrame:
+    """Rows: sample counts; columns: each model's mean ± interval for each (task, metric)."""
+    f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
+    rows = []
+    for seen, g in f.groupby("samples_seen"):
+        row = {"samples_seen": int(seen)}
+        for model, gm in g.groupby("model"):
+            for task, metric in metrics:
+                vals = gm[(gm["task"] == task) & (gm["metric"] == metric)].groupby("seed")["value"].mean()
+                row[f"{model} {task}/{metric}"] = interval(vals)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_markdown(table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns if c != "samples_seen"]
+    lines = ["| samples seen | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['samples_seen']:,} | " + " | ".join(_fmt(*r[c], bold=False) if isinstance(r[c], tuple) else "-"
+                                                               for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def sota_markdown() -> str:
+    ref = reference("sota")
+    lines = ["| model | benchmark | metric | value | source |", "|---|---|---|---:|---|"]
+    lines += [f"| {r.model} | {r.benchmark} | {r.metric} | {r.value:.1f} | {r.source} |" for r in ref.itertuples()]
+    return "\n".join(lines)

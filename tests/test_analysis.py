@@ -1,0 +1,65 @@
+"""The analysis package: literature numbers with sources, and a report built from committed real records
+whose tables agree with the records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.records import interval, metrics
+from analysis.report import build
+from analysis.tables import REFERENCE
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
+
+
+@pytest.mark.parametrize("name", ["ablations", "controlled_comparison", "sota", "selective_decoding"])
+def test_reference_numbers_parse_and_cite_a_source(name):
+    ref = pd.read_csv(REFERENCE / f"{name}.csv")
+    assert len(ref) > 0 and "source" in ref.columns
+    assert ref["source"].notna().all() and ref["source"].str.contains("2512.10942").all()
+
+
+def test_interval_matches_a_t_interval():
+    mean, half, n = interval(pd.Series([1.0, 2.0, 3.0]))
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.302652729749464 * 1.0 / 3 ** 0.5)
+
+
+def test_partial_runs_stay_visible(tmp_path):
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"run_id": "abc", "model": "vljepa", "seed": 0, "status": "failed",
+                                              "config": {"train": {"budget": {"samples": 64}}}}))
+    frame = metrics(tmp_path)
+    assert len(frame) == 1 and bool(frame["partial"].iloc[0]) and frame["status"].iloc[0] == "failed"
+
+
+@pytest.mark.skipif(not (EXAMPLE / "sweeps").is_dir(), reason="no committed example records")
+def test_report_from_committed_records_matches_them(tmp_path):
+    page = build(EXAMPLE, tmp_path)
+    text = page.read_text()
+    sweeps = [json.loads(p.read_text()) for p in (EXAMPLE / "sweeps").glob("*.json")]
+    assert sweeps
+    for sweep in sweeps:
+        assert f"## {sweep['name']}" in text and f"python -m bench.sweep {sweep['file']}" in text
+        key = sweep["swept"][0]
+        if sweep["name"] != "loss":
+            continue
+        for setting in {r["point"][key] for r in sweep["runs"]}:
+            per_seed = []  # an independent computation straight from the records
+            for r in sweep["runs"]:
+                if r["point"][key] != setting:
+                    continue
+                rec = json.loads((EXAMPLE / "runs" / r["run_id"] / "run.json").read_text())
+                budget = rec["config"]["train"]["budget"]["samples"]
+                rows = [json.loads(x) for x in (EXAMPLE / "runs" / r["run_id"] / "evals.jsonl").read_text().splitlines()]
+                per_seed += [x["value"] for x in rows if x["task"] == "classification" and x["metric"] == "top1"
+                             and x["samples_seen"] == budget]
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"| {setting} |"))
+            assert f"{np.mean(per_seed):.1f} ±" in line
+    for png in (tmp_path / "figures").glob("*.png"):
+        assert png.stat().st_size > 5000 and png.with_suffix(".pdf").is_file()
