@@ -15,8 +15,6 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from analysis import figures, tables
 from analysis.records import metrics
 

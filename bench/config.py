@@ -277,16 +277,23 @@ def load_run_config(path: str | Path | list[str | Path] | None, overrides: list[
     return from_dict(RunConfig, data, prov)
 
 
-def main(argv: list[str] | None = None) -> int:
+def config_from_argv(argv: list[str] | None, doc: str) -> RunConfig | int:
+    """`FILE [section.key=value ...]` -> the run config, or an exit code (help shown, or an error printed)."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
+        print(doc.strip())
         return 0 if argv else 2
     try:
-        cfg = load_run_config(argv[0], argv[1:])
+        return load_run_config(argv[0], argv[1:])
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = config_from_argv(argv, __doc__)
+    if isinstance(cfg, int):
+        return cfg
     print(cfg.to_yaml(), end="")
     print(f"# run_id: {cfg.run_id}")
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from bench.build import build_model
-from bench.config import ConfigError, load_run_config
+from bench.config import config_from_argv
 
 
 def parameter_table(counts: dict[str, dict[str, int]]) -> str:
@@ -24,15 +24,9 @@ def parameter_table(counts: dict[str, dict[str, int]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print(__doc__.strip())
-        return 2
-    try:
-        cfg = load_run_config(argv[0], argv[1:])
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = config_from_argv(argv, __doc__)
+    if isinstance(cfg, int):
+        return cfg
     model = build_model(cfg, meta=True)
     print(f"{cfg.name}: model {cfg.model.name}\n")
     print(parameter_table(model.parameter_counts()))

@@ -24,7 +24,7 @@ import torch.distributed as dist
 
 from bench import dist as distenv
 from bench.checkpoint import Checkpoints
-from bench.config import REPO_ROOT, ConfigError, RunConfig, load_run_config, run_id
+from bench.config import REPO_ROOT, RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.shapes import ShapesWorld
@@ -344,7 +344,6 @@ class Run:
             bar.close()
         maybe_eval(stage.start + stage.samples)
         save(stage.samples)
-        del engine, optimizer, scheduler
 
 
 def run(cfg: RunConfig, log=print) -> dict[str, Any]:
@@ -353,15 +352,9 @@ def run(cfg: RunConfig, log=print) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        return 0 if argv else 2
-    try:
-        cfg = load_run_config(argv[0], argv[1:])
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = config_from_argv(argv, __doc__)
+    if isinstance(cfg, int):
+        return cfg
     try:
         record = run(cfg)
     except Preempted as e:

@@ -140,7 +140,7 @@ def test_cli_prints_config_and_run_id():
 
 
 def test_error_in_a_base_file_names_that_file(tmp_path):
-    base = write(tmp_path / "base.yaml", "train: {lr: fast}\n")
+    write(tmp_path / "base.yaml", "train: {lr: fast}\n")
     f = write(tmp_path / "run.yaml", "base: base.yaml\nseed: 2\n")
     with pytest.raises(ConfigError) as e:
         load_run_config(f)
