@@ -71,6 +71,7 @@ def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.",
             ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":")
         ax.set_xticks(range(len(settings)), settings, rotation=35, ha="right", fontsize=8)
         ax.set_title(lab)
+        ax.set_ylabel("% (dotted: chance)")
     return save(fig, out, f"{sweep}_ablation")
 
 

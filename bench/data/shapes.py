@@ -155,8 +155,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("results/shapes"))
     p.add_argument("--split", default="train", choices=["train", "val", "test", "novel"])
     p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--bench", type=int, default=0, metavar="N", help="time rendering N clips instead (one core)")
     args = p.parse_args(argv)
     world = ShapesWorld(ShapesConfig(world_seed=args.world_seed))
+    if args.bench:
+        import time
+
+        scenes = [world.scene("train", i) for i in range(args.bench)]
+        t = time.perf_counter()
+        for s in scenes:
+            render(s, world.cfg.frames, world.cfg.size)
+        dt = time.perf_counter() - t
+        print(f"{args.bench / dt:.0f} clips/s on one core ({world.cfg.frames}x{world.cfg.size}x{world.cfg.size})")
+        return 0
     print(contact_sheet(world, args.show, args.out, args.split))
     return 0
 
