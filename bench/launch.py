@@ -9,6 +9,8 @@ is requeued with the same arguments and resumes from the run's latest checkpoint
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -59,9 +61,31 @@ def _slurm_parameters(launch: LaunchConfig, max_parallel: int | None) -> dict[st
     return params
 
 
+DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@contextlib.contextmanager
+def without_dist_env():
+    """Jobs inherit this process's environment: keep out the distributed variables an earlier run in this
+    process exported (its MASTER_PORT is taken, and a job must find its own rank)."""
+    saved = {k: os.environ.pop(k) for k in DIST_VARS if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
 def submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: int | None,
            log: Callable[[str], None] = print) -> list[Any]:
     """Submit every run; returns submitit jobs (for inline: the statuses, runs done in order)."""
+    if executor != "inline":
+        with without_dist_env():
+            return _submit(runs, executor, folder, max_parallel, log)
+    return _submit(runs, executor, folder, max_parallel, log)
+
+
+def _submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: int | None,
+            log: Callable[[str], None]) -> list[Any]:
     if executor == "inline":
         statuses = []
         for cfg in runs:

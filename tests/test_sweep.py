@@ -142,10 +142,14 @@ def slurm():
         pytest.skip("no Slurm cluster (bash scripts/slurm_cluster.sh start; VLJEPA_REQUIRE_SLURM=1 to demand it)")
 
 
+def _env() -> dict[str, str]:
+    """This environment without the distributed variables an in-process run of an earlier test exported."""
+    return {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+
+
 def _sweep_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     return subprocess.run([sys.executable, "-m", "bench.sweep", *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=_env())
 
 
 def _evals(results: Path) -> dict[str, list]:
@@ -193,12 +197,15 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     assert ref.returncode == 0, ref.stdout + ref.stderr
     f = tiny_sweep(req_dir, budget, losses=("sigreg",))
     proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(f), "--executor", "slurm", *common],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     job = read_json(req_dir / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
     deadline = time.time() + 600
-    while time.time() < deadline and not list((req_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
+    while not list((req_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
+        assert time.time() < deadline and _squeue(job)[0] in ("PENDING", "RUNNING", "CONFIGURING"), \
+            "the job ended before its first checkpoint: " + "".join(
+                p.read_text()[-2000:] for p in (req_dir / "results" / "submitit").rglob("*_log.err"))
         time.sleep(0.5)
     subprocess.run(["scontrol", "requeue", job], check=True)
     requeued_at = time.time()
