@@ -102,31 +102,22 @@ def run(model, ctx: EvalContext) -> list[dict]:
     query = ctx.queries["captioning"]
     with attached_decoder(model, ctx):
         embs = [window_embeddings(model, s, frames, ctx, query) for s in streams]
-        cache: dict[tuple, str] = {}
-
-        def decode(stream_i: int, key: tuple, vector: np.ndarray) -> str:
-            if (stream_i, key) not in cache:
-                v = torch.tensor(vector[None], dtype=torch.float32, device=ctx.device)
-                cache[(stream_i, key)] = model.decoder.generate(v, ctx.decode_tokens)[0]
-            return cache[(stream_i, key)]
-
-        curves: dict[str, dict[float, list]] = {}
+        # first plan every decode of every strategy and rate, then decode each distinct one once, batched
+        vectors: dict[tuple, np.ndarray] = {}
+        plans: list[tuple[str, float, int, np.ndarray, list[tuple]]] = []  # strategy, rate, stream, times, keys
         for rate in ctx.stream_rates:
             for si, (s, (emb, centres)) in enumerate(zip(streams, embs)):
-                duration = len(s.video) / s.fps
-                n = max(1, int(round(rate * duration)))
+                n = max(1, int(round(rate * len(s.video) / s.fps)))
                 # uniform: n decodes at evenly spaced times; midpoint window or the interval's average
                 edges = np.linspace(0, len(emb), n + 1).round().astype(int)
                 segs_u = [(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:])]
-                segs_a = chain_segments(emb, n)
-                for name, segs in (("uniform", segs_u), ("adaptive", segs_a)):
+                for name, segs in (("uniform", segs_u), ("adaptive", chain_segments(emb, n))):
                     mids = [(a + b - 1) // 2 for a, b in segs]
-                    times = centres[mids]
                     for pooled in (False, True):
-                        texts = [decode(si, ("avg", a, b) if pooled else ("mid", m), emb[a:b].mean(0) if pooled else emb[m])
-                                 for (a, b), m in zip(segs, mids)]
-                        key = f"{name}_pooled" if pooled else name
-                        curves.setdefault(key, {}).setdefault(rate, []).extend(match_nearest(s, times, texts))
+                        keys = [(si, "avg", a, b) if pooled else (si, "mid", m) for (a, b), m in zip(segs, mids)]
+                        for k, (a, b), m in zip(keys, segs, mids):
+                            vectors.setdefault(k, emb[a:b].mean(0) if pooled else emb[m])
+                        plans.append((f"{name}_pooled" if pooled else name, rate, si, centres[mids], keys))
                 # online: pick the threshold that gives n decodes on this stream (bisection on a quantile scale)
                 var = np.sort([emb[i - 4:i + 1].var(0).sum() for i in range(4, len(emb))]) if len(emb) > 4 else np.array([0.0])
                 lo, hi, picks = 0.0, 1.0, [0]
@@ -134,8 +125,20 @@ def run(model, ctx: EvalContext) -> list[dict]:
                     q = (lo + hi) / 2
                     picks = online_decodes(emb, float(np.quantile(var, q)))
                     lo, hi = (q, hi) if len(picks) > n else (lo, q)
-                texts = [decode(si, ("mid", p), emb[p]) for p in picks]
-                curves.setdefault("online", {}).setdefault(rate, []).extend(match_nearest(s, centres[picks], texts))
+                keys = [(si, "mid", p) for p in picks]
+                for k, p in zip(keys, picks):
+                    vectors.setdefault(k, emb[p])
+                plans.append(("online", rate, si, centres[picks], keys))
+        order = list(vectors)
+        texts_of: dict[tuple, str] = {}
+        for a in range(0, len(order), 256):
+            chunk = order[a:a + 256]
+            v = torch.tensor(np.stack([vectors[k] for k in chunk]), dtype=torch.float32, device=ctx.device)
+            texts_of.update(zip(chunk, model.decoder.generate(v, ctx.decode_tokens)))
+    curves: dict[str, dict[float, list]] = {}
+    for strategy, rate, si, times, keys in plans:
+        pairs = match_nearest(streams[si], times, [texts_of[k] for k in keys])
+        curves.setdefault(strategy, {}).setdefault(rate, []).extend(pairs)
 
     everything = [t for c in curves.values() for pairs in c.values() for cand, refs in pairs for t in (cand, *refs)]
     tokenized = ptb_tokenize(everything)
