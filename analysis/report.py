@@ -24,8 +24,9 @@ ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "dep
 
 def _command(results: Path, sweep: str) -> str:
     rec = results / "sweeps" / f"{sweep}.json"
-    file = json.loads(rec.read_text()).get("file", sweep) if rec.is_file() else sweep
-    return f"`python -m bench.sweep {file}`"
+    data = json.loads(rec.read_text()) if rec.is_file() else {}
+    overrides = " ".join(f"'{o}'" if " " in o else o for o in data.get("overrides", []))
+    return f"`python -m bench.sweep {data.get('file', sweep)}{' ' + overrides if overrides else ''}`"
 
 
 def _img(paths: list[Path], out: Path) -> str:

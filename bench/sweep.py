@@ -141,7 +141,8 @@ def sweep_record_path(sweep: SweepConfig) -> Path:
     return Path(sweep.results).resolve() / "sweeps" / f"{sweep.name}.json"
 
 
-def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], jobs: dict[str, str]) -> None:
+def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], jobs: dict[str, str],
+                       overrides: list[str] = ()) -> None:
     path = sweep_record_path(sweep)
     old = read_json(path) if path.is_file() else {}
     try:  # the command that reproduces it, as a user would type it
@@ -149,7 +150,7 @@ def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun
     except ValueError:
         shown = str(sweep_file)
     write_json(path, {
-        "name": sweep.name, "file": shown, "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
+        "name": sweep.name, "file": shown, "overrides": list(overrides), "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
         "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point} for r in runs],
         "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
     })
@@ -222,15 +223,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not todo:
         print("every run is already complete: nothing to submit")
-        write_sweep_record(sweep, sweep_file, runs, {})
+        write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
         return 0
     executor = args.executor or default_executor()
     print(f"executor: {executor}" + ("" if args.executor else " (sbatch found)" if executor == "slurm" else " (no sbatch on PATH)"))
     folder = Path(sweep.results).resolve() / "submitit" / sweep.name
-    write_sweep_record(sweep, sweep_file, runs, {})
+    write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
     jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel)
     if executor == "slurm":
-        write_sweep_record(sweep, sweep_file, runs, {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)})
+        write_sweep_record(sweep, sweep_file, runs, {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)},
+                           args.overrides)
         print(f"submitted {len(jobs)} Slurm job(s): {', '.join(str(j.job_id) for j in jobs)}")
         if args.wait:
             for r, j in zip(todo, jobs):

@@ -54,14 +54,23 @@ def chain_segments(emb: np.ndarray, n: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
-def online_decodes(emb: np.ndarray, threshold: float, smooth: int = 3, window: int = 4) -> list[int]:
-    """Window indices at which the online variant decodes: the first, then whenever the variance over the
-    last `window` smoothed embeddings passes the threshold (at most once per window)."""
+def local_variance(emb: np.ndarray, smooth: int = 3, window: int = 4) -> np.ndarray:
+    """Per window index i >= window: the total variance of the last `window` + 1 smoothed embeddings
+    (a moving average of `smooth` windows); 0 before."""
     kernel = np.ones(smooth) / smooth
-    sm = np.stack([np.convolve(emb[:, d], kernel, mode="same") for d in range(emb.shape[1])], 1)
-    picks, last = [0], 0
+    sm = np.apply_along_axis(lambda col: np.convolve(col, kernel, mode="same"), 0, emb)
+    var = np.zeros(len(sm))
     for i in range(window, len(sm)):
-        if i - last >= window and sm[i - window:i + 1].var(0).sum() > threshold:
+        var[i] = sm[i - window:i + 1].var(0).sum()
+    return var
+
+
+def online_decodes(variance: np.ndarray, threshold: float, window: int = 4) -> list[int]:
+    """Window indices at which the online variant decodes: the first, then whenever the local variance
+    passes the threshold (at most once per window)."""
+    picks, last = [0], 0
+    for i in range(window, len(variance)):
+        if i - last >= window and variance[i] > threshold:
             picks.append(i)
             last = i
     return picks
@@ -102,6 +111,7 @@ def run(model, ctx: EvalContext) -> list[dict]:
     query = ctx.queries["captioning"]
     with attached_decoder(model, ctx):
         embs = [window_embeddings(model, s, frames, ctx, query) for s in streams]
+        local_variances = [local_variance(emb) for emb, _ in embs]
         # first plan every decode of every strategy and rate, then decode each distinct one once, batched
         vectors: dict[tuple, np.ndarray] = {}
         plans: list[tuple[str, float, int, np.ndarray, list[tuple]]] = []  # strategy, rate, stream, times, keys
@@ -119,11 +129,11 @@ def run(model, ctx: EvalContext) -> list[dict]:
                             vectors.setdefault(k, emb[a:b].mean(0) if pooled else emb[m])
                         plans.append((f"{name}_pooled" if pooled else name, rate, si, centres[mids], keys))
                 # online: pick the threshold that gives n decodes on this stream (bisection on a quantile scale)
-                var = np.sort([emb[i - 4:i + 1].var(0).sum() for i in range(4, len(emb))]) if len(emb) > 4 else np.array([0.0])
+                variance = local_variances[si]
                 lo, hi, picks = 0.0, 1.0, [0]
                 for _ in range(12):
                     q = (lo + hi) / 2
-                    picks = online_decodes(emb, float(np.quantile(var, q)))
+                    picks = online_decodes(variance, float(np.quantile(variance, q)))
                     lo, hi = (q, hi) if len(picks) > n else (lo, q)
                 keys = [(si, "mid", p) for p in picks]
                 for k, p in zip(keys, picks):
