@@ -38,7 +38,6 @@ def test_partial_runs_stay_visible(tmp_path):
     assert len(frame) == 1 and bool(frame["partial"].iloc[0]) and frame["status"].iloc[0] == "failed"
 
 
-@pytest.mark.skipif(not (EXAMPLE / "sweeps").is_dir(), reason="no committed example records")
 def test_report_from_committed_records_matches_them(tmp_path):
     page = build(EXAMPLE, tmp_path)
     text = page.read_text()
