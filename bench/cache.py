@@ -58,20 +58,23 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
     return np.load(path, mmap_mode="r")
 
 
-def x_features(x_encoder, world: ShapesWorld, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
-    """(train clips, tokens, dim) float32, memory-mapped."""
+def x_features(x_encoder, world: ShapesWorld, cache_root: Path, rank: int = 0, log=None,
+               split: str = "train") -> np.ndarray:
+    """(clips of the split, tokens, dim) float32, memory-mapped."""
     cfg = world.cfg
-    identity = {k: v for k, v in asdict(cfg).items() if k not in ("paraphrases", "val_size", "test_size", "novel_size", "fps")}
+    identity = {k: v for k, v in asdict(cfg).items()  # what the clips depend on: not texts, not other splits
+                if k not in ("paraphrases", "fps", "train_size", "val_size", "test_size", "novel_size")}
     weight = next(x_encoder.parameters())
-    path = cache_root / "x_features" / f"{_key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, identity)}.npy"
+    key = _key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, identity, split, world.size(split))
+    path = cache_root / "x_features" / f"{key}.npy"
     device = weight.device
 
     def compute(a: int, b: int) -> np.ndarray:
-        video = collate([{"video": world.clip("train", i)} for i in range(a, b)])["video"].to(device)
+        video = collate([{"video": world.clip(split, i)} for i in range(a, b)])["video"].to(device)
         with torch.no_grad():
             return x_encoder(video).float().cpu().numpy()
 
-    return _build(path, world.size("train"), compute, rank, log)
+    return _build(path, world.size(split), compute, rank, log)
 
 
 def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:

@@ -73,12 +73,12 @@ def stage_queries(data_stage: str) -> dict[str, str]:
     return {"classification": CLASSIFY_QUERY, "retrieval": CAPTION_QUERY, "world": "", "captioning": CAPTION_QUERY}
 
 
-def eval_context(cfg: RunConfig, world: ShapesWorld, data_stage: str, device) -> EvalContext:
+def eval_context(cfg: RunConfig, world: ShapesWorld, data_stage: str, device, features=None) -> EvalContext:
     e = cfg.eval
     return EvalContext(world, e.split, e.size, e.batch, stage_queries(data_stage), device,
                        decode_tokens=cfg.model.decoder.max_tokens, decoder_steps=e.decoder_steps,
                        decoder_clips=e.decoder_clips, streams=e.streams, stream_rates=tuple(e.stream_rates),
-                       seed=cfg.seed)
+                       seed=cfg.seed, features=features)
 
 
 class _StopFlag:
@@ -145,6 +145,7 @@ class Run:
         self.log_fn = log
         self.stages = plan_stages(cfg)
         self.grid = cfg.eval_grid()
+        self.eval_features = None
 
     def log(self, msg: str) -> None:
         if self.env.is_main:
@@ -163,7 +164,13 @@ class Run:
         if not self.cfg.eval.tasks or self.cfg.data.source != "shapes":
             return
         t0 = time.perf_counter()
-        ctx = eval_context(self.cfg, self.world, stage.data_stage, self.device)
+        if self.cfg.data.cache and self.eval_features is None:  # the eval split's clips, encoded once
+            from bench.build import cache_dir
+            from bench.cache import x_features
+
+            self.eval_features = {self.cfg.eval.split: x_features(model.x_encoder, self.world, cache_dir(),
+                                                                  self.env.rank, None, self.cfg.eval.split)}
+        ctx = eval_context(self.cfg, self.world, stage.data_stage, self.device, self.eval_features)
         recs = evaluate(model, ctx, self.cfg.eval.tasks)
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]

@@ -29,6 +29,7 @@ class EvalContext:
     streams: int = 8
     stream_rates: tuple[float, ...] = (2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
     seed: int = 0
+    features: dict[str, Any] | None = None  # split -> cached X features of its clips (bench/cache.py)
 
 
 def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:
@@ -42,10 +43,14 @@ def clip_batches(ctx: EvalContext, indices: Sequence[int], query: str | Sequence
     for s in range(0, len(indices), ctx.batch):
         part = indices[s:s + ctx.batch]
         queries = [query] * len(part) if isinstance(query, str) else list(query[s:s + ctx.batch])
-        samples = [{"video": clip_fn(ctx.world, ctx.split, i) if clip_fn else ctx.world.clip(ctx.split, i),
-                    "query": q} for i, q in zip(part, queries)]
+        cached = None if clip_fn or not ctx.features else ctx.features.get(ctx.split)
+        if cached is not None:  # the frozen X-encoder's cached output instead of pixels
+            samples = [{"x_features": np.array(cached[i]), "query": q} for i, q in zip(part, queries)]
+        else:
+            samples = [{"video": clip_fn(ctx.world, ctx.split, i) if clip_fn else ctx.world.clip(ctx.split, i),
+                        "query": q} for i, q in zip(part, queries)]
         batch = collate(samples)
-        batch["video"] = batch["video"].to(ctx.device)
+        batch = {k: v.to(ctx.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         yield slice(s, s + len(part)), batch
 
 
