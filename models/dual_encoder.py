@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from models.config import ModelConfig
 from models.encoders import TextEncoder, XEncoder
 from models.losses import build_loss
-from models.protocol import Batch, Candidates, broadcast_candidates, count_parameters, decay_groups
+from models.protocol import Batch, Candidates, count_parameters, decay_groups, score_by_embedding
 from models.registry import register
 
 
@@ -66,10 +66,7 @@ class DualEncoder(nn.Module):
 
     @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
-        video = self.embed(batch)
-        rows = broadcast_candidates(candidates, len(video))
-        flat = self.embed_text([c for r in rows for c in r]).view(len(rows), len(rows[0]), -1)
-        return torch.einsum("bd,bkd->bk", video, flat)
+        return score_by_embedding(self.embed(batch), candidates, self.embed_text)
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:

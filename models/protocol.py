@@ -77,3 +77,19 @@ def decay_groups(named: list[tuple[str, torch.nn.Parameter]], lr: float, weight_
     if no_decay:
         groups.append({"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": f"{name}/no_decay"})
     return groups
+
+
+def score_by_embedding(pred: torch.Tensor, candidates: Candidates, encode_texts) -> torch.Tensor:
+    """(B, K) cosine scores of unit-norm predictions (B, D) against encode_texts(candidates), unit-norm;
+    shared candidates are encoded once for the whole batch."""
+    if len(candidates) and isinstance(candidates[0], str):
+        return pred @ encode_texts(list(candidates)).T
+    rows = broadcast_candidates(candidates, len(pred))
+    flat = encode_texts([c for r in rows for c in r]).view(len(rows), len(rows[0]), -1)
+    return torch.einsum("bd,bkd->bk", pred, flat)
+
+
+def encoder_parity(x_encoder, tokenizer) -> dict:
+    """The parity entries every model on the shared X-encoder reports."""
+    return {"x_encoder_hash": x_encoder.weight_hash(),
+            "query_tokenizer": f"{type(tokenizer).__name__}/{len(tokenizer)}" if tokenizer is not None else None}

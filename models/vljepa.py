@@ -23,7 +23,7 @@ from models.decoder import YDecoder
 from models.encoders import TextEncoder, XEncoder, masked_mean
 from models.lm import additive_mask, load_lm, positions
 from models.losses import build_loss
-from models.protocol import Batch, Candidates, broadcast_candidates, count_parameters, decay_groups
+from models.protocol import Batch, Candidates, count_parameters, decay_groups, encoder_parity, score_by_embedding
 from models.registry import register
 
 
@@ -119,9 +119,7 @@ class VLJEPA(nn.Module):
         mult = self.cfg.y_encoder.lr_multiplier
         if mult > 0:
             groups += decay_groups(list(self.y_encoder.named_parameters()), lr * mult, weight_decay, "y_encoder")
-        for g in groups:
-            g["lr_scale"] = g["lr"] / lr  # schedulers multiply their lr by this, so multipliers survive
-        return groups
+        return groups  # the schedule scales each group's own lr, so the multiplier holds throughout
 
     @torch.no_grad()
     def embed(self, batch: Batch) -> torch.Tensor:
@@ -134,12 +132,7 @@ class VLJEPA(nn.Module):
 
     @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
-        pred = self.embed(batch)
-        if len(candidates) and isinstance(candidates[0], str):
-            return pred @ self.encode_texts(list(candidates)).T  # (B, K): each candidate encoded once
-        rows = broadcast_candidates(candidates, len(pred))
-        flat = self.encode_texts([c for r in rows for c in r]).view(len(rows), len(rows[0]), -1)
-        return torch.einsum("bd,bkd->bk", pred, flat)
+        return score_by_embedding(self.embed(batch), candidates, self.encode_texts)
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
@@ -157,8 +150,7 @@ class VLJEPA(nn.Module):
         return {k: count_parameters(v) for k, v in parts.items()}
 
     def parity(self) -> dict[str, Any]:
-        return {"x_encoder_hash": self.x_encoder.weight_hash(),
-                "query_tokenizer": type(self.tokenizer).__name__ + f"/{len(self.tokenizer)}" if self.tokenizer else None}
+        return encoder_parity(self.x_encoder, self.tokenizer)
 
 
 @register("vljepa")

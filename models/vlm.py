@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from models.config import ModelConfig
 from models.encoders import XEncoder
 from models.lm import greedy_decode, load_lm, positions
-from models.protocol import Batch, Candidates, broadcast_candidates, count_parameters, decay_groups
+from models.protocol import Batch, Candidates, broadcast_candidates, count_parameters, decay_groups, encoder_parity
 from models.registry import register
 
 
@@ -78,10 +78,7 @@ class VLM(nn.Module):
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         named = [(n, p) for n, p in self.named_parameters() if not n.startswith("x_encoder.")]
-        groups = decay_groups(named, lr, weight_decay, "lm")
-        for g in groups:
-            g["lr_scale"] = 1.0
-        return groups
+        return decay_groups(named, lr, weight_decay, "lm")
 
     @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
@@ -119,8 +116,7 @@ class VLM(nn.Module):
                 "vis_proj": count_parameters(self.vis_proj)}
 
     def parity(self) -> dict[str, Any]:
-        return {"x_encoder_hash": self.x_encoder.weight_hash(),
-                "query_tokenizer": type(self.tokenizer).__name__ + f"/{len(self.tokenizer)}" if self.tokenizer else None}
+        return encoder_parity(self.x_encoder, self.tokenizer)
 
 
 @register("vlm")
