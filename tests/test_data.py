@@ -115,6 +115,27 @@ def test_items_answer_from_ground_truth(world):
     assert len(retrieval_pairs(world, "val", 10)) == 10
 
 
+@pytest.mark.parametrize("classes", ["colour_motion", "shape_motion"])
+def test_class_sets_label_every_clip_with_its_actor(classes):
+    world = ShapesWorld(ShapesConfig(train_size=10, val_size=60, classes=classes))
+    items = classification_items(world, "val", 60)
+    names = items[0].candidates
+    assert len(set(names)) == len(names) == (48 if classes == "colour_motion" else 47)
+    for it in items:
+        actor = world.scene("val", it.index).actor
+        what = actor.colour if classes == "colour_motion" else actor.shape
+        name = names[it.answer]
+        assert name.startswith(what) and name.endswith({"left": "left", "grow": "grows"}.get(actor.motion, name[-3:]))
+    sft = TrainSamples(DataConfig(stage="sft", shapes=world.cfg), seed=0)
+    assert set(names) <= set(sft.possible_targets())
+
+
+def test_objects_start_near_upright(world):
+    """A square turned by 45 degrees is a diamond: start orientations stay within a small tilt."""
+    angles = [o.angle for i in range(200) for o in world.scene("train", i).objects]
+    assert max(abs(a) for a in angles) <= 0.2
+
+
 def test_hard_negatives_change_meaning_not_words(world):
     for hn in hard_negatives(world, "val", 30):
         assert hn.negative != hn.caption

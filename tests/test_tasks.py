@@ -102,7 +102,7 @@ def test_classification_encodes_each_class_name_once(ctx):
     orig = model.encode_targets
     model.encode_targets = lambda texts: (seen.extend(texts), orig(texts))[1]
     evaluate(model, ctx, ["classification"])  # 24 clips in 2 batches, 3 prompt templates
-    assert len(seen) == len(set(seen)) == 3 * 47
+    assert len(seen) == len(set(seen)) == 3 * 48  # 6 colours x 8 motions, 3 prompt templates
 
 
 @pytest.mark.slow

@@ -18,6 +18,10 @@ class ShapesConfig:
     max_objects: int = field(default=3, metadata={"ge": 1, "le": 3})
     event_prob: float = field(default=0.25, metadata={"ge": 0.0, "le": 1.0, "help": "chance of a light event"})
     paraphrases: int = field(default=5, metadata={"ge": 1, "help": "reference texts per clip"})
+    classes: Literal["colour_motion", "shape_motion"] = field(
+        default="colour_motion",
+        metadata={"help": "classification labels: the actor's colour or shape, with its motion. The tiny preset's "
+                          "random frozen encoder carries no shape a probe can find (README, Results)"})
     held_out_combos: int = field(default=4, metadata={"ge": 0, "help": "shape-colour pairs seen only in the novel split"})
     train_size: int = field(default=10000, metadata={"ge": 1})
     val_size: int = field(default=400, metadata={"ge": 1})

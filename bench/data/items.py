@@ -37,14 +37,14 @@ class ChoiceItem:
     kind: str = ""
 
 
-def class_names() -> list[str]:
-    return [class_name(s, m) for s, m in action_classes()]
+def class_names(classes: str = "colour_motion") -> list[str]:
+    return [class_name(label) for label in action_classes(classes)]
 
 
 def classification_items(world: ShapesWorld, split: str, n: int) -> list[ChoiceItem]:
-    names = tuple(class_names())
-    classes = action_classes()
-    return [ChoiceItem(split, i, "", names, classes.index(world.scene(split, i).action), "classification")
+    kind = world.cfg.classes
+    names, labels = tuple(class_names(kind)), action_classes(kind)
+    return [ChoiceItem(split, i, "", names, labels.index(world.scene(split, i).action(kind)), "classification")
             for i in range(min(n, world.size(split)))]
 
 

@@ -93,7 +93,7 @@ class TrainSamples:
             if kind == "caption":
                 query, target = CAPTION_QUERY, refs[int(rng.integers(len(refs)))]
             elif kind == "classification":
-                query, target = CLASSIFY_QUERY, class_name(*scene.action)
+                query, target = CLASSIFY_QUERY, class_name(scene.action(self.world.cfg.classes))
             else:
                 from bench.data.items import vqa_item  # local: items imports this module
                 item = vqa_item(scene, rng)
@@ -112,7 +112,7 @@ class TrainSamples:
 
         texts = {r for i in range(self.n) for r in self.world.references("train", i)}
         if self.data.stage == "sft":
-            texts |= set(class_names()) | set(COLOUR_WORDS) | set(SHAPES) | set(NUMBER_WORDS) | set(YES_NO)
+            texts |= set(class_names(self.world.cfg.classes)) | set(COLOUR_WORDS) | set(SHAPES) | set(NUMBER_WORDS) | set(YES_NO)
             texts |= {MOTION_WORDS[m][0] for m in MOTIONS}  # with the above: every VQA answer
         return sorted(texts, key=lambda t: (len(t.split()), t))  # by length: little padding when encoded
 
@@ -138,7 +138,7 @@ def contact_sheet(world: ShapesWorld, n: int, out: Path, split: str = "train", f
                 ax.set_title(f"frame {f}", fontsize=9)
         ax = axes[row, -1]
         ax.axis("off")
-        label = f"class: {class_name(*scene.action)}   event: {scene.event}"
+        label = f"class: {class_name(scene.action(world.cfg.classes))}   event: {scene.event}"
         text = "\n".join([label, *[("* " if j == 0 else "- ") + r for j, r in enumerate(refs)]])
         ax.text(0.0, 0.5, text, fontsize=8, va="center", family="monospace", wrap=True)
     fig.tight_layout()

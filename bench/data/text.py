@@ -41,10 +41,6 @@ MOTION_WORDS = {  # verb phrases, third person
     "rotate": ["rotates", "spins", "turns around", "twirls"],
     "still": ["stays still", "does not move", "remains motionless", "sits in place"],
 }
-MOTION_GERUND = {  # for class names: "a square moving left"
-    "left": "moving left", "right": "moving right", "up": "moving up", "down": "moving down",
-    "grow": "growing", "shrink": "shrinking", "rotate": "rotating", "still": "staying still",
-}
 EVENT_WORDS = {
     "light_off": ["the light goes out", "the room goes dark", "everything dims", "darkness falls"],
     "light_on": ["the light comes on", "the room brightens", "the lamp switches on", "everything lights up"],
@@ -65,7 +61,7 @@ EVENT_JOINS = [" then {e}", " while {e}", " and {e}", " as {e}"]
 
 CAPTION_QUERY = "describe the video"
 CLASSIFY_QUERY = "what action is happening"
-CLASS_PROMPTS = ["{}", "a video of a {}", "a clip showing a {}"]
+CLASS_PROMPTS = ["{}", "a {}", "in this clip a {}"]  # caption-like, so pretraining alone can score them
 
 # questions of the discriminative VQA items; answers are single words from the candidate lists
 QUESTIONS = {
@@ -126,8 +122,11 @@ def paraphrases(scene: Scene, n: int, rng: np.random.Generator) -> list[str]:
     return out
 
 
-def class_name(shape: str, motion: str) -> str:
-    return f"{SHAPE_WORDS[shape][0]} {MOTION_GERUND[motion]}"
+def class_name(label: tuple[str, str]) -> str:
+    """A class in the captions' own words: "red object moves left" or "square moves left"."""
+    what, motion = label
+    noun = f"{COLOUR_WORDS[what][0]} object" if what in COLOUR_WORDS else SHAPE_WORDS[what][0]
+    return f"{noun} {MOTION_WORDS[motion][0]}"
 
 
 def motion_answer(o: Obj) -> str:
@@ -151,7 +150,6 @@ def vocabulary() -> list[str]:
     for table in (COLOUR_WORDS, SHAPE_WORDS, SIZE_WORDS, MOTION_WORDS, EVENT_WORDS):
         for options in table.values():
             pieces.extend(options)
-    pieces.extend(MOTION_GERUND.values())
     pieces.extend(COLOUR_WORDS)
     pieces.extend(SHAPE_WORDS)
     vocab = {w for p in pieces for w in words(re.sub(r"\{[a-z]*\}", " ", p))}

@@ -50,15 +50,22 @@ class Scene:
     def actor(self) -> Obj:
         return self.objects[0]
 
-    @property
-    def action(self) -> tuple[str, str]:
-        """The classification label: the actor's shape and motion."""
-        return self.actor.shape, self.actor.motion
+    def action(self, classes: str = "colour_motion") -> tuple[str, str]:
+        """The classification label: the actor's colour (or shape) and its motion."""
+        return (self.actor.colour if classes == "colour_motion" else self.actor.shape), self.actor.motion
 
 
-def action_classes() -> list[tuple[str, str]]:
-    """Every (shape, motion) pair a scene can show; a rotating circle looks still, so it is excluded."""
-    return [(s, m) for s in SHAPES for m in MOTIONS if not (s == "circle" and m == "rotate")]
+CLASS_SETS = ("colour_motion", "shape_motion")
+
+
+def action_classes(classes: str = "colour_motion") -> list[tuple[str, str]]:
+    """Every label a scene can show: (colour, motion) pairs, or (shape, motion) pairs without the
+    rotating circle (it looks still)."""
+    if classes == "colour_motion":
+        return [(c, m) for c in COLOURS for m in MOTIONS]
+    if classes == "shape_motion":
+        return [(s, m) for s in SHAPES for m in MOTIONS if not (s == "circle" and m == "rotate")]
+    raise ValueError(f"unknown class set {classes!r}; expected one of {CLASS_SETS}")
 
 
 def held_out_combos(world_seed: int, n: int) -> frozenset[tuple[str, str]]:
@@ -68,6 +75,8 @@ def held_out_combos(world_seed: int, n: int) -> frozenset[tuple[str, str]]:
     idx = rng.choice(len(pairs), size=min(n, len(pairs) - 1), replace=False)
     return frozenset(pairs[i] for i in idx)
 
+
+_TILT = 0.15  # radians: the largest start orientation either way
 
 # where a moving object may start so that its path stays inside the frame
 _START = {"left": ((0.58, 0.78), (0.2, 0.8)), "right": ((0.22, 0.42), (0.2, 0.8)),
@@ -107,7 +116,8 @@ def sample_scene(rng: np.random.Generator, min_objects: int, max_objects: int, e
             x, y = float(rng.uniform(x0, x1)), float(rng.uniform(y0, y1))
             if all((x - o.x) ** 2 + (y - o.y) ** 2 > 0.3**2 for o in objects):
                 break
-        objects.append(Obj(shape, colour, size, x, y, motion, float(rng.uniform(0, np.pi / 2))))
+        # near upright: a square turned by 45 degrees would be a diamond
+        objects.append(Obj(shape, colour, size, x, y, motion, float(rng.uniform(-_TILT, _TILT))))
     event = "none"
     if rng.random() < event_prob:
         event = ("light_off", "light_on")[int(rng.integers(2))]
