@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
-           "value", "chance", "rate_hz", "budget"]
+           "value", "chance", "rate_hz", "budget", "wall_s"]
 
 
 def _jsonl(path: Path) -> list[dict]:
@@ -57,7 +57,8 @@ def runs(results: str | Path) -> pd.DataFrame:
         rec = json.loads(rec_path.read_text())
         base = {"run_id": rec["run_id"], "model": rec.get("model"), "seed": rec.get("seed"),
                 "status": rec.get("status"), "budget": rec.get("config", {}).get("train", {}).get("budget", {}).get("samples"),
-                "samples_done": rec.get("samples_seen")}
+                "samples_done": rec.get("samples_seen"),
+                "wall_s": rec["finished"] - rec["started"] if rec.get("finished") and rec.get("started") else None}
         for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
             row = {**base, "sweep": m["sweep"], "condition": m["condition"]}
             for k, v in m.get("point", {}).items():

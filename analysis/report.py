@@ -29,6 +29,15 @@ def _command(results: Path, sweep: str) -> str:
     return f"`python -m bench.sweep {data.get('file', sweep)}{' ' + overrides if overrides else ''}`"
 
 
+def _wall(f) -> str:
+    """The sweep's cost on the machine that ran it, from its runs' start and finish times."""
+    per_run = f.drop_duplicates("run_id")["wall_s"].dropna()
+    if per_run.empty:
+        return ""
+    return (f"Wall time: {per_run.sum() / 60:.1f} min summed over its {len(per_run)} runs "
+            f"({per_run.min():.0f}-{per_run.max():.0f} s per run, start-up and evaluation included).")
+
+
 def _img(paths: list[Path], out: Path) -> str:
     png = [p for p in paths if p.suffix == ".png"][0]
     return f"![{png.stem}]({png.relative_to(out)}) ([pdf]({png.with_suffix('.pdf').relative_to(out)}))"
@@ -56,7 +65,7 @@ def build(results: Path, out: Path) -> Path:
         cmd = _command(results, sweep)
         models = sorted(f["model"].dropna().unique())
         tasks = set(f["task"].dropna())
-        sections += ["", f"## {sweep}", "", f"Produced by {cmd}."]
+        sections += ["", f"## {sweep}", "", f"Produced by {cmd}. {_wall(f)}"]
         if len(models) > 1:
             panels = [(t, m, lab) for t, m, lab in [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),
                                                     ("classification", "top1", "top-1 (%)"), ("vqa", "accuracy", "VQA (%)")]

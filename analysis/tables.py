@@ -93,25 +93,38 @@ def to_latex(table: pd.DataFrame, caption: str = "") -> str:
 
 
 def comparison_table(frame: pd.DataFrame, sweep: str, metrics: list[tuple[str, str]]) -> pd.DataFrame:
-    """Rows: sample counts; columns: each model's mean ± interval for each (task, metric)."""
+    """Rows: sample counts; columns: each model's mean ± interval for each (task, metric), the chance
+    level, and with two models their difference paired by seed (same seed: same data order), so an
+    interval that excludes 0 is a difference the seeds agree on."""
     f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
+    models = sorted(f["model"].dropna().unique())
     rows = []
     for seen, g in f.groupby("samples_seen"):
         row = {"samples_seen": int(seen)}
-        for model, gm in g.groupby("model"):
-            for task, metric in metrics:
-                vals = gm[(gm["task"] == task) & (gm["metric"] == metric)].groupby("seed")["value"].mean()
-                row[f"{model} {task}/{metric}"] = interval(vals)
+        for task, metric in metrics:
+            gm = g[(g["task"] == task) & (g["metric"] == metric)]
+            per_seed = {m: gm[gm["model"] == m].groupby("seed")["value"].mean() for m in models}
+            for m in models:
+                row[f"{m} {task}/{metric}"] = interval(per_seed[m])
+            chance = gm["chance"].dropna()
+            row[f"chance {task}/{metric}"] = float(chance.mean()) if len(chance) else None
+            if len(models) == 2:
+                a, b = per_seed[models[0]], per_seed[models[1]]
+                row[f"{models[0]} - {models[1]} {task}/{metric}"] = interval((a - b).dropna())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def comparison_markdown(table: pd.DataFrame) -> str:
     cols = [c for c in table.columns if c != "samples_seen"]
+
+    def cell(v) -> str:
+        if isinstance(v, tuple):
+            return _fmt(*v, bold=False)
+        return "-" if v is None or pd.isna(v) else f"{v:.1f}"
+
     lines = ["| samples seen | " + " | ".join(cols) + " |", "|---:|" + "---:|" * len(cols)]
-    for _, r in table.iterrows():
-        lines.append(f"| {r['samples_seen']:,} | " + " | ".join(_fmt(*r[c], bold=False) if isinstance(r[c], tuple) else "-"
-                                                               for c in cols) + " |")
+    lines += [f"| {r['samples_seen']:,} | " + " | ".join(cell(r[c]) for c in cols) + " |" for _, r in table.iterrows()]
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.records import interval, metrics
 from analysis.report import build
-from analysis.tables import REFERENCE
+from analysis.tables import REFERENCE, comparison_markdown, comparison_table
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 
@@ -62,3 +62,28 @@ def test_report_from_committed_records_matches_them(tmp_path):
             assert f"{np.mean(per_seed):.1f} ±" in line
     for png in (tmp_path / "figures").glob("*.png"):
         assert png.stat().st_size > 5000 and png.with_suffix(".pdf").is_file()
+
+
+def test_comparison_pairs_the_twins_by_seed():
+    """The difference interval pairs runs of the same seed (same data order): a constant gap between
+    twins whose seeds vary a lot is still a certain gap."""
+    rows = []
+    for seed, base in enumerate([10.0, 30.0, 50.0]):
+        for model, value in (("vljepa", base + 2.0), ("vlm", base)):
+            rows.append({"sweep": "c", "model": model, "seed": seed, "samples_seen": 64, "task": "classification",
+                         "metric": "top5", "value": value, "chance": 10.4})
+    table = comparison_table(pd.DataFrame(rows), "c", [("classification", "top5")])
+    row = table.iloc[0]
+    assert row["vljepa - vlm classification/top5"] == (2.0, 0.0, 3)
+    assert row["chance classification/top5"] == pytest.approx(10.4)
+    assert row["vljepa classification/top5"][1] > 10  # unpaired: the seeds' spread dominates
+    assert "2.0 ± 0.0" in comparison_markdown(table)
+
+
+def test_wall_time_comes_from_the_run_records(tmp_path):
+    run = tmp_path / "runs" / "abc"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"run_id": "abc", "model": "vljepa", "seed": 0, "status": "done",
+                                              "started": 100.0, "finished": 160.5,
+                                              "config": {"train": {"budget": {"samples": 64}}}}))
+    assert metrics(tmp_path)["wall_s"].iloc[0] == pytest.approx(60.5)
