@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     tmp.replace(path)
-    print(f"| attribute | classes | linear probe | majority class |\n|---|---:|---:|---:|")
+    print("| attribute | classes | linear probe | majority class |\n|---|---:|---:|---:|")
     for name, r in rows.items():
         print(f"| {name} | {r['classes']} | {100 * r['accuracy']:.1f} | {100 * r['majority']:.1f} |")
     print(f"({n} clips: {rows[next(iter(rows))]['train']} to fit, {rows[next(iter(rows))]['test']} held out) -> {path}")
