@@ -130,6 +130,16 @@ def test_class_sets_label_every_clip_with_its_actor(classes):
     assert set(names) <= set(sft.possible_targets())
 
 
+def test_class_names_use_only_words_of_the_captions(world):
+    """A token model trained on captions alone scores class names by their likelihood: a word it never
+    saw would penalise some classes more than others."""
+    seen = {w for i in range(world.size("train")) for r in world.references("train", i) for w in words(r)}
+    for classes in ("colour_motion", "shape_motion"):
+        w = ShapesWorld(ShapesConfig(train_size=10, val_size=5, classes=classes))
+        names = classification_items(w, "val", 1)[0].candidates
+        assert {x for n in names for x in words(n)} <= seen, classes
+
+
 def test_objects_start_near_upright(world):
     """A square turned by 45 degrees is a diamond: start orientations stay within a small tilt."""
     angles = [o.angle for i in range(200) for o in world.scene("train", i).objects]

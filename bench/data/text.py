@@ -22,13 +22,13 @@ COLOUR_WORDS = {
     "purple": ["purple", "violet", "lilac"],
     "orange": ["orange", "amber", "tangerine"],
 }
-SHAPE_WORDS = {
-    "circle": ["circle", "disc", "round blob"],
-    "square": ["square", "box", "block"],
-    "triangle": ["triangle", "wedge", "three sided shape"],
-    "star": ["star", "starburst", "five pointed star"],
-    "cross": ["cross", "plus sign", "cross mark"],
-    "diamond": ["diamond", "rhombus", "lozenge"],
+SHAPE_WORDS = {  # the last word of each list is the hypernym: a paraphrase may leave the shape unsaid
+    "circle": ["circle", "disc", "round blob", "object"],
+    "square": ["square", "box", "block", "object"],
+    "triangle": ["triangle", "wedge", "three sided shape", "object"],
+    "star": ["star", "starburst", "five pointed star", "object"],
+    "cross": ["cross", "plus sign", "cross mark", "object"],
+    "diamond": ["diamond", "rhombus", "lozenge", "object"],
 }
 SIZE_WORDS = {"small": ["small", "little", "tiny"], "large": ["large", "big", "huge"]}
 MOTION_WORDS = {  # verb phrases, third person
