@@ -86,7 +86,8 @@ def build(results: Path, out: Path) -> Path:
                 sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
         if "streaming" in tasks:
             paths = figures.selective_decoding(f, sweep, figs)
-            sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}).*"]
+            sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "
+                         f"{figures.selective_factor(f)}.*"]
     sections += ["", "## Literature", "", tables.sota_markdown(), ""]
     page = out / "README.md"
     page.write_text("\n".join(sections) + "\n")

@@ -13,7 +13,8 @@ from bench.tasks import TASKS, evaluate
 from bench.tasks import captionmetrics
 from bench.tasks.common import EvalContext
 from bench.tasks.retrieval import ranks_from_chunks
-from bench.tasks.streaming import chain_segments, reduction_factor
+from analysis.curves import reduction_factor
+from bench.tasks.streaming import chain_segments
 from tests.conftest import tiny_overrides
 
 

@@ -18,14 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from analysis.curves import REFERENCE_RATE, reduction_factor
 from bench.data.items import Stream, make_stream
 from bench.data.loader import collate
 from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
 from bench.tasks.common import EvalContext, metric
 from bench.tasks.decoding import attached_decoder
-
-REFERENCE_RATE = 1.0
-
 
 def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s)."""
@@ -83,24 +81,6 @@ def match_nearest(stream: Stream, decode_times: np.ndarray, texts: list[str]) ->
         mid = (a + b) / 2 / stream.fps
         pairs.append((texts[int(np.abs(decode_times - mid).argmin())], refs))
     return pairs
-
-
-def reduction_factor(uniform: dict[float, float], adaptive: dict[float, float], ref_rate: float = REFERENCE_RATE):
-    """ref_rate / the lowest rate at which adaptive reaches uniform's CIDEr at ref_rate (linear
-    interpolation between swept rates); None when adaptive never reaches it."""
-    if ref_rate not in uniform:
-        return None
-    target = uniform[ref_rate]
-    rates = sorted(adaptive)
-    for lo, hi in zip(rates[:-1], rates[1:]):
-        if adaptive[lo] >= target:
-            return ref_rate / lo
-        if adaptive[hi] >= target:
-            frac = (target - adaptive[lo]) / (adaptive[hi] - adaptive[lo])
-            return ref_rate / (lo + frac * (hi - lo))
-    if rates and adaptive[rates[0]] >= target:
-        return ref_rate / rates[0]
-    return None
 
 
 def run(model, ctx: EvalContext) -> list[dict]:
