@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,6 +33,20 @@ def save(fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _human(n: float) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:g}"
+
+
+def _sample_ticks(ax, counts: list) -> None:
+    """Ticks at the sample grid's own counts (log-scale defaults crowd when counts are close)."""
+    if counts:
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_xticks(counts, [_human(c) for c in counts])
+
+
 def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, str, str]], out: Path) -> list[Path]:
     """One panel per (task, metric, label): the metric against samples seen (log x), mean and 95% band
     over seeds, one line per model."""
@@ -51,6 +66,7 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
         if len(chance):
             ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
         ax.set_xscale("log")
+        _sample_ticks(ax, sorted(g["samples_seen"].unique()))
         ax.set_xlabel("samples seen")
         ax.set_ylabel(label)
         ax.legend(frameon=False, fontsize=8)
