@@ -80,10 +80,13 @@ def build(results: Path, out: Path) -> Path:
             key = next((k for k in swept if k in f.columns), None)
             if key and {"classification", "retrieval", "vqa"} & tasks:
                 table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep))
-                paths = figures.ablation_chart(table, sweep, figs)
-                md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
-                (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
-                sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
+                if table.empty:
+                    sections += ["", "No run of this sweep has reached its budget yet: no table."]
+                else:
+                    paths = figures.ablation_chart(table, sweep, figs)
+                    md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
+                    (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
+                    sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
         if "streaming" in tasks:
             paths = figures.selective_decoding(f, sweep, figs)
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "

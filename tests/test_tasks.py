@@ -92,6 +92,8 @@ def test_every_twin_runs_every_task(name, ctx):
         assert np.isfinite(r["value"]) or r["metric"].startswith("reduction_factor")
         if r["task"] in ("classification", "vqa", "world"):
             assert r["chance"] is not None and 0 < r["chance"] < 100
+    caption_metrics = {r["metric"] for r in recs if r["task"] == "captioning"}
+    assert ("CIDEr_decoder_ceiling" in caption_metrics) == (name == "vljepa")  # only a model with a Y-decoder
     if name == "vljepa":
         assert model.decoder is None  # the grid-point decoder is detached again
 

@@ -1,8 +1,14 @@
 """Captioning: generate() for held-out clips, scored against every reference paraphrase with
 pycocoevalcap (CIDEr-D, BLEU-4, METEOR, ROUGE-L). VL-JEPA decodes its predicted embedding with a
-Y-decoder (bench/tasks/decoding.py); the VLM decodes greedily."""
+Y-decoder (bench/tasks/decoding.py); the VLM decodes greedily.
+
+For a model with a Y-decoder, `CIDEr_decoder_ceiling` decodes the Y-side embedding of a reference
+paraphrase instead of the prediction: what captions would score if the predictor were perfect. It
+separates what the predictor misses from what the decoder loses."""
 
 from __future__ import annotations
+
+import torch
 
 from bench.tasks.captionmetrics import caption_scores
 from bench.tasks.common import EvalContext, clip_batches, metric
@@ -12,11 +18,23 @@ from bench.tasks.decoding import attached_decoder
 def run(model, ctx: EvalContext) -> list[dict]:
     indices = list(range(min(ctx.size, ctx.world.size(ctx.split))))
     outputs: dict[str, str] = {}
+    refs = {str(i): list(ctx.world.references(ctx.split, i)) for i in indices}
+    ceiling: dict[str, str] = {}
     with attached_decoder(model, ctx):
         for sl, batch in clip_batches(ctx, indices, ctx.queries["captioning"]):
             for i, text in zip(indices[sl], model.generate(batch, ctx.decode_tokens)):
                 outputs[str(i)] = text
-    refs = {str(i): list(ctx.world.references(ctx.split, i)) for i in indices}
+        if getattr(model, "decoder", None) is not None and hasattr(model, "encode_targets"):
+            keys = [str(i) for i in indices]
+            given = [refs[k][-1] for k in keys]  # a paraphrase, not the canonical caption
+            for s in range(0, len(keys), ctx.batch):
+                with torch.no_grad():
+                    emb = model.encode_targets(given[s:s + ctx.batch])
+                ceiling.update(zip(keys[s:s + ctx.batch], model.decoder.generate(emb, ctx.decode_tokens)))
     scores = caption_scores(outputs, refs)
     # reported x100, as papers do (the paper's "14.8 CIDEr" is 0.148)
-    return [metric("captioning", name, 100 * value, None, n=len(indices)) for name, value in scores.items()]
+    recs = [metric("captioning", name, 100 * value, None, n=len(indices)) for name, value in scores.items()]
+    if ceiling:
+        value = caption_scores(ceiling, refs, ("CIDEr",))["CIDEr"]
+        recs.append(metric("captioning", "CIDEr_decoder_ceiling", 100 * value, None, n=len(indices)))
+    return recs
