@@ -41,8 +41,8 @@ def sweeps(results: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for f in sorted((results / "sweeps").glob("*.json")):
         rec = json.loads(f.read_text())
-        for r in rec.get("runs", []):
-            out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"],
+        for order, r in enumerate(rec.get("runs", [])):  # order: the sweep's own (grid) order
+            out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"], "order": order,
                                                     "seed": r["seed"], "point": r.get("point", {}),
                                                     "swept": rec.get("swept", [])})
     return out
@@ -60,7 +60,7 @@ def runs(results: str | Path) -> pd.DataFrame:
                 "samples_done": rec.get("samples_seen"),
                 "wall_s": rec["finished"] - rec["started"] if rec.get("finished") and rec.get("started") else None}
         for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
-            row = {**base, "sweep": m["sweep"], "condition": m["condition"]}
+            row = {**base, "sweep": m["sweep"], "condition": m["condition"], "order": m.get("order")}
             for k, v in m.get("point", {}).items():
                 row[k] = v if not isinstance(v, (list, dict)) else json.dumps(v)
             rows.append(row)

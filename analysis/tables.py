@@ -38,7 +38,7 @@ def _fmt(mean: float, half: float, n: int, bold: bool) -> str:
 def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | None = None) -> pd.DataFrame:
     """Rows: the values of the swept key; columns: Class./Retr./VQA (ours, mean ± 95% CI over seeds, n),
     with the paper's numbers beside ours where results/reference/ablations.csv has the setting."""
-    f = final_values(frame[frame["sweep"] == sweep])
+    f = final_values(frame[frame["sweep"] == sweep]).sort_values("order", kind="stable")
     ref = reference("ablations")
     ref = ref[ref["ablation"] == (ablation or sweep)]
     rows = []
@@ -48,6 +48,7 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
             vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()
             chance = g[(g["task"] == task) & (g["metric"] == metric)]["chance"].mean()
             row[label] = interval(vals)
+            row[f"{label} per seed"] = vals.to_dict()
             row[f"{label} chance"] = chance
             match = ref[ref["setting"].astype(str) == str(setting)]
             row[f"{label} paper"] = float(match[refcol].iloc[0]) if len(match) else None
@@ -70,7 +71,24 @@ def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
             paper = r[f"{lab} paper"]
             cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
         lines.append(f"| {r['setting']} | {r['seeds']} | " + " | ".join(cells) + " |")
-    return (f"{caption}\n\n" if caption else "") + "\n".join(lines)
+    return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + paired_differences(table, labels)
+
+
+def paired_differences(table: pd.DataFrame, labels: list[str]) -> str:
+    """A second table: each setting minus the first row's, per seed (same seed: same data order and
+    initialisation), mean ± 95% interval. An interval that excludes 0 is a difference the seeds agree on."""
+    if len(table) < 2:
+        return ""
+    first = table.iloc[0]
+    lines = ["", "", f"Paired by seed, each setting minus **{first['setting']}**:", "",
+             "| setting | " + " | ".join(f"Δ {lab}" for lab in labels) + " |", "|---|" + "---:|" * len(labels)]
+    for _, r in table.iloc[1:].iterrows():
+        cells = []
+        for lab in labels:
+            a, b = pd.Series(r[f"{lab} per seed"], dtype=float), pd.Series(first[f"{lab} per seed"], dtype=float)
+            cells.append(_fmt(*interval((a - b).dropna()), bold=False))
+        lines.append(f"| {r['setting']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.records import interval, metrics
 from analysis.report import build
-from analysis.tables import REFERENCE, comparison_markdown, comparison_table
+from analysis.tables import REFERENCE, ablation_table, comparison_markdown, comparison_table, to_markdown
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 
@@ -87,3 +87,15 @@ def test_wall_time_comes_from_the_run_records(tmp_path):
                                               "started": 100.0, "finished": 160.5,
                                               "config": {"train": {"budget": {"samples": 64}}}}))
     assert metrics(tmp_path)["wall_s"].iloc[0] == pytest.approx(60.5)
+
+
+def test_ablation_differences_pair_settings_by_seed():
+    rows = []
+    for seed, base in enumerate([5.0, 25.0, 45.0]):
+        for setting, gap in (("a", 0.0), ("b", -3.0)):
+            for task, metric in (("classification", "top1"), ("retrieval", "t2v_R@1"), ("vqa", "accuracy")):
+                rows.append({"sweep": "s", "k": setting, "seed": seed, "samples_seen": 64, "budget": 64, "order": 0,
+                             "task": task, "metric": metric, "value": base + gap, "chance": 1.0})
+    table = ablation_table(pd.DataFrame(rows), "s", "k")
+    text = to_markdown(table)
+    assert "minus **a**" in text and "| b | -3.0 ± 0.0 | -3.0 ± 0.0 | -3.0 ± 0.0 |" in text
