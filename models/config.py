@@ -73,6 +73,8 @@ class YEncoderConfig:
     tokenizer: str = field(default="", metadata={"help": "tokenizer directory or hub id; empty = backbone.pretrained"})
     lr_multiplier: float = field(default=0.05, metadata={"ge": 0.0, "help": "Y-encoder lr = lr x this; 0 = frozen"})
     head: bool = field(default=True, metadata={"help": "a trainable linear head to embed_dim"})
+    train_embeddings: bool = field(
+        default=True, metadata={"help": "when fine-tuned (lr_multiplier > 0): train the token embedding table too"})
     max_tokens: int = field(default=48, metadata={"ge": 1})
 
 

@@ -163,6 +163,9 @@ class TextEncoder(nn.Module):
         self.dim = self.backbone.config.hidden_size
         if cfg.lr_multiplier == 0:
             freeze(self.backbone)
+        elif not cfg.train_embeddings:
+            for p in self.backbone.get_input_embeddings().parameters():
+                p.requires_grad_(False)
 
     @property
     def frozen(self) -> bool:
