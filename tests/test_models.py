@@ -94,6 +94,11 @@ def test_y_encoder_lr_multiplier_is_in_the_optimizer_groups():
     assert not any(g["name"].startswith("y_encoder") for g in frozen.param_groups(1e-3, 0.01))
     assert not any(p.requires_grad for p in frozen.y_encoder.parameters())
 
+    _, no_table = tiny("vljepa", "model.y_encoder.lr_multiplier=0.05", "model.y_encoder.train_embeddings=false")
+    tuned = {id(p) for g in no_table.param_groups(1e-3, 0.01) if g["name"].startswith("y_encoder") for p in g["params"]}
+    table = no_table.y_encoder.backbone.get_input_embeddings().weight
+    assert id(table) not in tuned and len(tuned) == len(y_params) - 1
+
 
 def test_x_encoder_is_frozen_and_identical_in_both_twins():
     _, jepa = tiny("vljepa")
