@@ -45,9 +45,9 @@ def test_report_from_committed_records_matches_them(tmp_path):
     assert sweeps
     for sweep in sweeps:
         assert f"## {sweep['name']}" in text and f"python -m bench.sweep {sweep['file']}" in text
-        key = sweep["swept"][0]
         if sweep["name"] != "loss":
             continue
+        key = sweep["swept"][0]
         for setting in {r["point"][key] for r in sweep["runs"]}:
             per_seed = []  # an independent computation straight from the records
             for r in sweep["runs"]:
