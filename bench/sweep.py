@@ -161,11 +161,17 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
     if not job_ids:
         return {}
     try:
-        out = subprocess.run(["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i %T %r"], capture_output=True,
-                             text=True, timeout=30).stdout
+        # --array: one line per array element, so pending elements show as 71_3, not 71_[1-17%16]
+        out = subprocess.run(["squeue", "-h", "--array", "-j", ",".join(sorted({j.split("_")[0] for j in job_ids})),
+                              "-o", "%i %T %r"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {}
-    return {line.split()[0]: " ".join(line.split()[1:]) for line in out.splitlines() if line.strip()}
+    states = {}
+    for line in out.splitlines():
+        job, state, *reason = line.split()
+        reason = " ".join(reason)
+        states[job] = state if reason in ("", "None") else f"{state} ({reason})"
+    return states
 
 
 def status_lines(sweep: SweepConfig, runs: list[SweepRun]) -> list[str]:

@@ -223,3 +223,26 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     rec = read_json(run_dir / RUN_RECORD)
     assert rec["status"] == "done" and rec.get("resumes", 0) >= 1, rec.get("status")
     assert _evals(req_dir / "results") == _evals(ref_dir / "results")
+
+
+@pytest.mark.slurm
+def test_slurm_states_list_each_array_element(slurm, tmp_path):
+    """Pending array elements are reported one by one (squeue alone prints them as one range, 12_[1-2])."""
+    from bench.sweep import slurm_states
+
+    out = subprocess.run(["sbatch", "--parsable", "--array=0-2%1", "--time=2", f"--output={tmp_path}/%A_%a.out",
+                          "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout
+    job = out.strip().split(";")[0]
+    try:
+        deadline = time.time() + 30
+        states = {}
+        while time.time() < deadline:
+            states = slurm_states([f"{job}_{i}" for i in range(3)])
+            if {f"{job}_{i}" for i in range(3)} <= set(states):
+                break
+            time.sleep(1)
+        assert {f"{job}_{i}" for i in range(3)} <= set(states), states
+        assert any(s.startswith("PENDING") for s in states.values())
+        assert not any("None" in s for s in states.values())
+    finally:
+        subprocess.run(["scancel", job], capture_output=True)
