@@ -12,7 +12,8 @@ import pytest
 
 from analysis.records import interval, metrics
 from analysis.report import build
-from analysis.tables import REFERENCE, ablation_table, comparison_markdown, comparison_table, to_markdown
+from analysis.tables import (REFERENCE, ablation_table, comparison_markdown, comparison_table, sota_markdown,
+                             to_markdown)
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 
@@ -99,3 +100,10 @@ def test_ablation_differences_pair_settings_by_seed():
     table = ablation_table(pd.DataFrame(rows), "s", "k")
     text = to_markdown(table)
     assert "minus **a**" in text and "| b | -3.0 ± 0.0 | -3.0 ± 0.0 | -3.0 ± 0.0 |" in text
+
+
+def test_sota_table_places_the_suites_runs_beside_the_literature():
+    frame = metrics(EXAMPLE)
+    text = sota_markdown(frame)
+    assert "arXiv 2512.10942" in text and "this suite: sweep jepa_vs_vlm, 3 seeds" in text
+    assert "sweep loss" not in text  # an ablation's arms are not one model's result
