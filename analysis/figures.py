@@ -40,11 +40,16 @@ def _human(n: float) -> str:
     return f"{n:g}"
 
 
-def _sample_ticks(ax, counts: list) -> None:
-    """Ticks at the sample grid's own counts (log-scale defaults crowd when counts are close)."""
-    if counts:
+def _ticks_at(ax, values: list, label=_human, **kwargs) -> None:
+    """Ticks at the swept values themselves (log-scale defaults crowd when values are close)."""
+    if values:
         ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        ax.set_xticks(counts, [_human(c) for c in counts])
+        ax.set_xticks(values, [label(v) for v in values], **kwargs)
+
+
+def _last_evaluation(f: pd.DataFrame) -> pd.DataFrame:
+    """Each run's rows at the last sample count it was evaluated at."""
+    return f[f["samples_seen"] == f.groupby("run_id")["samples_seen"].transform("max")]
 
 
 def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, str, str]], out: Path) -> list[Path]:
@@ -66,7 +71,7 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
         if len(chance):
             ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
         ax.set_xscale("log")
-        _sample_ticks(ax, sorted(g["samples_seen"].unique()))
+        _ticks_at(ax, sorted(g["samples_seen"].unique()))
         ax.set_xlabel("samples seen")
         ax.set_ylabel(label)
         ax.legend(frameon=False, fontsize=8)
@@ -103,17 +108,16 @@ def reference_factor() -> str:
 
 def seed_mean_curves(f: pd.DataFrame) -> dict[str, dict[float, tuple[float, float, int]]]:
     """Streaming CIDEr per strategy and rate at each run's last evaluation: (mean, 95% half-width, seeds)."""
-    curves = f[(f["task"] == "streaming") & f["metric"].str.startswith("CIDEr_")]
-    curves = curves[curves["samples_seen"] == curves.groupby("run_id")["samples_seen"].transform("max")]
+    curves = _last_evaluation(f[(f["task"] == "streaming") & f["metric"].str.startswith("CIDEr_")])
     return {metric.removeprefix("CIDEr_"): {r: interval(gr.groupby("seed")["value"].mean()) for r, gr in g.groupby("rate_hz")}
             for metric, g in curves.groupby("metric")}
 
 
-def selective_factor(f: pd.DataFrame, short: bool = False) -> str:
+def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None = None) -> str:
     """The decode-reduction factor read off the seed-averaged pooled curves (steadier than each run's own
     when curves are close), beside its control: uniform decoding against itself, which is above 1 when
     uniform's CIDEr has already saturated below the reference rate (decodes the streams did not need)."""
-    means = {k: {r: v[0] for r, v in c.items()} for k, c in seed_mean_curves(f).items()}
+    means = {k: {r: v[0] for r, v in c.items()} for k, c in (curves or seed_mean_curves(f)).items()}
     if "uniform_pooled" not in means or "adaptive_pooled" not in means:
         return ""
     averaged = reduction_factor(means["uniform_pooled"], means["adaptive_pooled"])
@@ -122,8 +126,7 @@ def selective_factor(f: pd.DataFrame, short: bool = False) -> str:
     text += f"; control, uniform against itself: {control:.2f}x" if control else ""
     if short:
         return f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr: {text}"
-    runs = f[(f["task"] == "streaming") & (f["metric"] == "reduction_factor_pooled")]
-    runs = runs[runs["samples_seen"] == runs.groupby("run_id")["samples_seen"].transform("max")]["value"]
+    runs = _last_evaluation(f[(f["task"] == "streaming") & (f["metric"] == "reduction_factor_pooled")])["value"]
     found = runs.dropna()
     paper = reference_factor()
     return (f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr (pooled, seed means): {text}"
@@ -136,18 +139,17 @@ def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]
     seeds, the reduction factor in the title."""
     f = frame[(frame["sweep"] == sweep) & (frame["task"] == "streaming")]
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    for i, (strategy, curve) in enumerate(seed_mean_curves(f).items()):
+    curves = seed_mean_curves(f)
+    for i, (strategy, curve) in enumerate(curves.items()):
         xs = sorted(curve)
         mean, half = [curve[x][0] for x in xs], [curve[x][1] for x in xs]
         c = OTHER_COLOURS[i % len(OTHER_COLOURS)]
         ax.plot(xs, mean, marker="o", ms=3, label=strategy, color=c, lw=2.0 if strategy.endswith("pooled") else 1.0)
         if strategy in ("uniform_pooled", "adaptive_pooled"):  # the two the factor is read from
             ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.12)
-    ax.set_title(selective_factor(f, short=True), fontsize=6.5, wrap=True)
+    ax.set_title(selective_factor(f, short=True, curves=curves), fontsize=6.5, wrap=True)
     ax.set_xscale("log")
-    rates = sorted({x for curve in seed_mean_curves(f).values() for x in curve})
-    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-    ax.set_xticks(rates, [f"{r:g}" for r in rates], fontsize=7)
+    _ticks_at(ax, sorted({x for curve in curves.values() for x in curve}), label="{:g}".format, fontsize=7)
     ax.set_xlabel("decodes per second")
     ax.set_ylabel("CIDEr")
     ax.legend(frameon=False, fontsize=7)

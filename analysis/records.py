@@ -12,20 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results import read_jsonl  # the store's own reader: standard library only, no torch
+
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
            "value", "chance", "rate_hz", "budget", "wall_s"]
-
-
-def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line of a killed run
-            continue
-    return rows
 
 
 def _flat(prefix: str, obj, out: dict) -> None:
@@ -76,7 +66,7 @@ def metrics(results: str | Path) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     evals = []
     for rid in run_frame["run_id"].unique():
-        for r in _jsonl(results / "runs" / rid / "evals.jsonl"):
+        for r in read_jsonl(results / "runs" / rid / "evals.jsonl"):
             evals.append({k: r.get(k) for k in ("run_id", "stage", "samples_seen", "task", "metric", "value", "chance",
                                                  "rate_hz")})
     ev = pd.DataFrame(evals, columns=["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz"])

@@ -7,7 +7,7 @@
         checkpoints/    DeepSpeed checkpoints and the LATEST pointer
         y_decoder/      the Y-decoder trained for this run (VL-JEPA captioning)
 
-analysis/ reads these files and nothing else of the suite.
+analysis/ reads these files (through read_jsonl below, standard library only) and nothing else of the suite.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
 from bench.tasks.common import EvalContext, metric
 from bench.tasks.decoding import attached_decoder
 
+
 def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s)."""
     starts = list(range(0, len(stream.video) - frames + 1))
