@@ -11,6 +11,7 @@ one batched call. generate() is greedy decoding with the KV cache.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ from models.registry import register
 class VLM(nn.Module):
     has_embedding = False
     logit_chunk = 256  # rows of (candidate tokens x vocabulary) log-probs materialised at once
+    score_cache_tokens = 2**19  # repeated prefix positions held in the KV cache at once (8 GiB at paper scale)
 
     def __init__(self, cfg: ModelConfig, seed: int = 0, meta: bool = False):
         super().__init__()
@@ -82,25 +84,43 @@ class VLM(nn.Module):
 
     @torch.no_grad()
     def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
+        """(B, K) mean log-likelihood per candidate token. The prefix's KV cache is repeated once per
+        candidate, so samples (and, past one sample, candidates) go in groups that hold at most
+        `score_cache_tokens` repeated prefix positions at once: memory stays bounded at any K and scale."""
         prefix, pkeep = self._prefix(batch)
         B, P = pkeep.shape
         rows = broadcast_candidates(candidates, B)
         K = len(rows[0])
-        ids, cmask = self._tokens([c for r in rows for c in r], "right", self.cfg.lm.max_target_tokens, eos=True)
+        group = max(1, self.score_cache_tokens // (K * P))
+        return torch.cat([self._score_group(prefix[s:s + group], pkeep[s:s + group], rows[s:s + group])
+                          for s in range(0, B, group)])
+
+    def _score_group(self, prefix: torch.Tensor, pkeep: torch.Tensor, rows: list[list[str]]) -> torch.Tensor:
+        G, P = pkeep.shape
+        K = len(rows[0])
         out = self.lm.model(inputs_embeds=prefix, attention_mask=pkeep, position_ids=positions(pkeep), use_cache=True)
-        first = out.last_hidden_state[:, -1:].repeat_interleave(K, 0)  # predicts each candidate's first token
-        cache = out.past_key_values
+        per = max(1, self.score_cache_tokens // (G * P))  # candidates per chunk
+        chunks = [[r[c:c + per] for r in rows] for c in range(0, K, per)]
+        return torch.cat([self._score_chunk(out.last_hidden_state[:, -1:], out.past_key_values if len(chunks) == 1
+                                            else copy.deepcopy(out.past_key_values), pkeep, chunk)
+                          for chunk in chunks], 1)
+
+    def _score_chunk(self, last: torch.Tensor, cache, pkeep: torch.Tensor, rows: list[list[str]]) -> torch.Tensor:
+        G, P = pkeep.shape
+        K = len(rows[0])
+        ids, cmask = self._tokens([c for r in rows for c in r], "right", self.cfg.lm.max_target_tokens, eos=True)
+        first = last.repeat_interleave(K, 0)  # predicts each candidate's first token
         cache.batch_repeat_interleave(K)
         keep = torch.cat([pkeep.repeat_interleave(K, 0), cmask.long()], 1)
         rest = self.lm.model(input_ids=ids, attention_mask=keep, position_ids=positions(keep)[:, P:],
                              past_key_values=cache, use_cache=True).last_hidden_state
-        hidden = torch.cat([first, rest[:, :-1]], 1)  # (B*K, C, H): the state before each candidate token
+        hidden = torch.cat([first, rest[:, :-1]], 1)  # (G*K, C, H): the state before each candidate token
         logp = torch.empty(ids.shape, dtype=torch.float32, device=ids.device)
         for s in range(0, len(ids), self.logit_chunk):
             lp = self.lm.lm_head(hidden[s:s + self.logit_chunk]).float().log_softmax(-1)
             logp[s:s + self.logit_chunk] = lp.gather(-1, ids[s:s + self.logit_chunk, :, None]).squeeze(-1)
         m = cmask.float()
-        return ((logp * m).sum(1) / m.sum(1).clamp_min(1)).view(B, K)
+        return ((logp * m).sum(1) / m.sum(1).clamp_min(1)).view(G, K)
 
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:

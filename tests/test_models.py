@@ -158,6 +158,18 @@ def test_vlm_score_is_the_length_normalised_log_likelihood():
             assert scores[i, k].item() == pytest.approx(-nll.item(), abs=1e-4)
 
 
+
+@pytest.mark.parametrize("cache_tokens", [10, 45])  # one sample and one candidate at a time; two samples
+def test_vlm_score_in_bounded_memory_equals_one_pass(cache_tokens):
+    cfg, model = tiny("vlm")
+    b = batches(cfg, 1, 3)[0]
+    b["query"] = ["describe the video", "", "what moves"]
+    model.eval()
+    cands = [["a red square moves left", "a star", "there is a green disc that rises"]] * 3
+    whole = model.score(b, cands)
+    model.score_cache_tokens = cache_tokens  # prefixes here are 7 positions (4 visual, 3 query), K = 3
+    assert torch.allclose(model.score(b, cands), whole, atol=1e-5)
+
 def test_generate_for_both_twins(tmp_path):
     cfg, vlm = tiny("vlm")
     b = batches(cfg, 1, 3)[0]
