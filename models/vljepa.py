@@ -73,8 +73,12 @@ class VLJEPA(nn.Module):
         ids, qmask = self._query_tokens(batch["query"])
         x = torch.cat([vis, self.predictor.embed_tokens(ids).to(vis.dtype)], 1)
         keep = torch.cat([torch.ones(vis.shape[:2], dtype=qmask.dtype, device=vis.device), qmask], 1)
-        mask = additive_mask(keep, self.causal, x.dtype)
-        h = self.predictor(inputs_embeds=x, attention_mask=mask, position_ids=positions(keep)).last_hidden_state
+        if bool(keep.all()):  # no padding: no mask tensor, so attention takes its fused kernel (flash on a GPU)
+            direction = {} if self.causal else {"is_causal": False}
+            h = self.predictor(inputs_embeds=x, position_ids=positions(keep), **direction).last_hidden_state
+        else:
+            mask = additive_mask(keep, self.causal, x.dtype)
+            h = self.predictor(inputs_embeds=x, attention_mask=mask, position_ids=positions(keep)).last_hidden_state
         return h, keep
 
     def predict(self, batch: Batch) -> torch.Tensor:
