@@ -77,8 +77,16 @@ class YDecoder(nn.Module):
 
     def fit(self, embeddings: torch.Tensor, texts: list[str], steps: int, batch: int = 64, lr: float = 1e-3,
             seed: int = 0, log=None) -> list[float]:
-        """Train on (embedding, text) pairs for a number of steps; returns the loss of each step."""
-        gen = torch.Generator().manual_seed(seed)
+        """Train on (embedding, text) pairs for a number of steps; returns the loss of each step. The
+        batches and the embedding noise come from `seed` alone: the same inputs give the same decoder
+        whatever the caller's random state (an on-demand evaluation reproduces the training run's)."""
+        cuda = [embeddings.device.index or 0] if embeddings.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            return self._fit(embeddings, texts, steps, batch, lr, torch.Generator().manual_seed(seed), log)
+
+    def _fit(self, embeddings: torch.Tensor, texts: list[str], steps: int, batch: int, lr: float,
+             gen: torch.Generator, log) -> list[float]:
         opt = torch.optim.AdamW(self.parameters(), lr=lr, weight_decay=0.01)
         self.train()
         losses = []

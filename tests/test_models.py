@@ -195,6 +195,21 @@ def test_generate_for_both_twins(tmp_path):
     assert len(out) == 3 and all(isinstance(t, str) for t in out)
 
 
+
+def test_decoder_training_depends_on_its_seed_alone():
+    cfg, jepa = tiny("vljepa")
+    tokenizer = resolve_model_config(cfg.model).lm.tokenizer
+    captions = [t for batch in batches(cfg, 1, 8) for t in batch["target"]]
+    with torch.no_grad():
+        emb = jepa.encode_targets(captions)
+    runs = []
+    for state in (1, 2):  # the caller's random state differs; the decoder's training noise must not
+        torch.manual_seed(state)
+        runs.append(YDecoder(cfg.model.decoder, cfg.model.embed_dim, tokenizer).fit(emb, captions, steps=3, batch=4, seed=5))
+    assert runs[0] == runs[1]
+    other = YDecoder(cfg.model.decoder, cfg.model.embed_dim, tokenizer).fit(emb, captions, steps=3, batch=4, seed=6)
+    assert other != runs[0]
+
 def test_vlm_has_no_embedding_stream():
     _, model = tiny("vlm")
     assert model.has_embedding is False
