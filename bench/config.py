@@ -91,6 +91,9 @@ class EvalConfig:
     split: Literal["val", "test", "novel"] = "val"
     size: int = field(default=400, metadata={"ge": 1, "help": "items per task"})
     batch: int = field(default=100, metadata={"ge": 1, "identity": False})
+    caption_metrics: list[Literal["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"]] = field(
+        default_factory=lambda: ["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"],
+        metadata={"help": "captioning scores (METEOR's Java takes ~8 s a call; the paper reports CIDEr)"})
     decoder_steps: int = field(default=400, metadata={"ge": 1, "help": "Y-decoder training steps before VL-JEPA captions"})
     decoder_clips: int = field(default=2000, metadata={"ge": 1, "help": "train clips whose references train the Y-decoder"})
     streams: int = field(default=8, metadata={"ge": 1, "help": "long streams for selective decoding"})

@@ -27,8 +27,8 @@ class ConfigError(ValueError):
 
 
 def _where(prov: Provenance, key: str) -> str:
-    # the most specific provenance entry that covers this key
-    parts = key.split(".")
+    # the most specific provenance entry that covers this key ("a.b[2]" is covered by "a.b")
+    parts = key.split("[")[0].split(".")
     for i in range(len(parts), 0, -1):
         k = ".".join(parts[:i])
         if k in prov:

@@ -76,7 +76,8 @@ def stage_queries(data_stage: str) -> dict[str, str]:
 def eval_context(cfg: RunConfig, world: ShapesWorld, data_stage: str, device, features=None) -> EvalContext:
     e = cfg.eval
     return EvalContext(world, e.split, e.size, e.batch, stage_queries(data_stage), device,
-                       decode_tokens=cfg.model.decoder.max_tokens, decoder_steps=e.decoder_steps,
+                       decode_tokens=cfg.model.decoder.max_tokens, caption_metrics=tuple(e.caption_metrics),
+                       decoder_steps=e.decoder_steps,
                        decoder_clips=e.decoder_clips, streams=e.streams, stream_rates=tuple(e.stream_rates),
                        seed=cfg.seed, features=features)
 

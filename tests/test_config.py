@@ -75,6 +75,12 @@ def test_out_of_range_value(tmp_path):
         load_run_config(None, ["train.zero_stage=4"])
 
 
+
+def test_a_bad_list_element_names_where_the_list_came_from():
+    with pytest.raises(ConfigError, match=r"command line: key 'eval.caption_metrics\[1\]' has value 'SPICE'.*"
+                                          r"one of 'CIDEr', 'BLEU-4', 'METEOR', 'ROUGE-L'"):
+        load_run_config("base/tiny.yaml", ["eval.caption_metrics=[CIDEr, SPICE]"])
+
 def test_bad_choice_suggests_the_close_one():
     with pytest.raises(ConfigError, match=r"model.loss.name.*did you mean 'infonce'"):
         load_run_config(None, ["model.loss.name=infonse"])

@@ -33,7 +33,7 @@ def run(model, ctx: EvalContext) -> list[dict]:
                 ceiling.update(zip(keys[s:s + ctx.batch], model.decoder.generate(emb, ctx.decode_tokens)))
     # one Java tokenizer call for every text scored below
     tokenized = ptb_tokenize([*outputs.values(), *ceiling.values(), *(r for rs in refs.values() for r in rs)])
-    scores = caption_scores(outputs, refs, tokenized=tokenized)
+    scores = caption_scores(outputs, refs, ctx.caption_metrics, tokenized)
     # reported x100, as papers do (the paper's "14.8 CIDEr" is 0.148)
     recs = [metric("captioning", name, 100 * value, None, n=len(indices)) for name, value in scores.items()]
     if ceiling:

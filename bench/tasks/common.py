@@ -24,6 +24,7 @@ class EvalContext:
     queries: dict[str, str]
     device: torch.device = torch.device("cpu")
     decode_tokens: int = 32
+    caption_metrics: tuple[str, ...] = ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L")
     decoder_steps: int = 400
     decoder_clips: int = 2000
     streams: int = 8
