@@ -94,6 +94,15 @@ def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, l
     return _build(path, len(texts), compute, rank, log)
 
 
+def attach_target_cache(model, samples: TrainSamples, cache_root: Path, rank: int = 0, log=None) -> None:
+    """Give a frozen Y-encoder its cached outputs for every target text `samples` can draw (a no-op for
+    a trainable one, or a model without a Y-encoder)."""
+    y = getattr(model, "y_encoder", None)
+    if y is not None and getattr(y, "frozen", False):
+        texts = samples.possible_targets()
+        y.set_cache(texts, y_targets(y, texts, cache_root, rank, log))
+
+
 class CachedSamples:
     """Training samples whose video is replaced by the cached X features of their clip."""
 

@@ -70,7 +70,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(cfg, eval=replace(e, tasks=args.tasks or e.tasks, split=args.split or e.split, size=args.size or e.size))
     meta = torch.load(ckpt / "client_rank0.pt", weights_only=True)["meta"]
     stage = plan_stages(cfg)[meta["stage"]]
-    ctx = eval_context(cfg, ShapesWorld(cfg.data.shapes), stage.data_stage, torch.device("cpu"))
+    world = ShapesWorld(cfg.data.shapes)
+    if cfg.data.cache and cfg.data.source == "shapes":  # the frozen Y-encoder's outputs, as training used them
+        from bench.build import cache_dir
+        from bench.cache import attach_target_cache
+        from bench.data.shapes import TrainSamples
+
+        attach_target_cache(model, TrainSamples(replace(cfg.data, stage=stage.data_stage), cfg.seed, world), cache_dir())
+    ctx = eval_context(cfg, world, stage.data_stage, torch.device("cpu"))
     recs = evaluate(model, ctx, cfg.eval.tasks)
     rows = [{**r, "run_id": record_id(run), "samples_seen": meta["samples_seen"], "split": cfg.eval.split} for r in recs]
     import json

@@ -236,13 +236,10 @@ class Run:
         if not (self.cfg.data.cache and self.cfg.data.source == "shapes"):
             return samples
         from bench.build import cache_dir
-        from bench.cache import CachedSamples, x_features, y_targets
+        from bench.cache import CachedSamples, attach_target_cache, x_features
 
         feats = x_features(model.x_encoder, self.world, cache_dir(), self.env.rank, self.log)
-        y = getattr(model, "y_encoder", None)
-        if y is not None and getattr(y, "frozen", False):
-            texts = samples.possible_targets()
-            y.set_cache(texts, y_targets(y, texts, cache_dir(), self.env.rank, self.log))
+        attach_target_cache(model, samples, cache_dir(), self.env.rank, self.log)
         return CachedSamples(samples, feats)
 
     def _stage_data(self, stage: StagePlan):
