@@ -87,6 +87,7 @@ class SharedLoader:
         # restores that RNG and must then consume it exactly as the uninterrupted run did)
         loader = DataLoader(_Positions(self.samples), batch_sampler=sampler, collate_fn=collate,
                             num_workers=self.num_workers, persistent_workers=False,
+                            pin_memory=torch.cuda.is_available(),  # page-locked: faster copies to the GPU
                             prefetch_factor=4 if self.num_workers else None,
                             generator=torch.Generator().manual_seed(self.position))
         for batch in loader:
