@@ -1,0 +1,46 @@
+"""The benchmark command: its attention FLOP counts, and one end-to-end run on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from bench import perf
+
+
+def _flops(fn) -> int:
+    with FlopCounterMode(display=False, custom_mapping=perf.attention_flop_formulas()) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_grouped_query_attention_counts_the_work_of_full_heads():
+    q = torch.randn(2, 4, 16, 8, device="meta")  # the GPU's flash kernel, shapes only
+    kv = torch.randn(2, 2, 16, 8, device="meta")
+    gqa = _flops(lambda: torch.ops.aten._scaled_dot_product_flash_attention(q, kv, kv))
+    full = _flops(lambda: torch.ops.aten._scaled_dot_product_flash_attention(q, q, q))
+    assert gqa == full == 2 * (2 * 2 * 4 * 16 * 16 * 8)  # two matrix products, 2 FLOPs a multiply-add
+
+
+def test_cpu_attention_forward_and_backward_are_counted():
+    q, k, v = (torch.randn(1, 2, 8, 4, requires_grad=True) for _ in range(3))
+    n = _flops(lambda: F.scaled_dot_product_attention(q, k, v).sum().backward())
+    assert n == 2 * 2 * 2 * 8 * 8 * 4 * (1 + 2.5)  # forward, and backward at 2.5x (torch's formula)
+
+
+@pytest.mark.slow
+def test_benchmark_runs_and_writes_its_report(tmp_path):
+    assert perf.main(["--presets", "tiny", "--steps", "1", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert [r["model"] for r in report["records"]] == ["vljepa", "vlm"]
+    for r in report["records"]:
+        s = r["step_cached"]
+        assert s["total"] > 0 and abs(s["data"] + s["forward"] + s["backward"] + s["optimizer"] + s["other"] - s["total"]) < 1e-9
+        assert r["flops_per_sample"] > 0 and 0 < r["mfu"] < 1
+        assert r["score_K100_ms_per_sample"] > 0 and r["trainable_params"] > 0
+    md = (tmp_path / "latest.md").read_text()
+    assert "| tiny | vljepa |" in md and "scores 100 candidates" in md
