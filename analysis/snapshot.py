@@ -1,5 +1,5 @@
 """Copy the records of finished sweeps (no checkpoints) into a small folder that can be committed, so the
-report and its tests work without training first.
+report and its tests work without training first. Runs of the folder that no sweep lists any more are removed.
 
     python -m analysis.snapshot --results results --out results/example --sweeps loss
 """
@@ -29,7 +29,17 @@ def snapshot(results: Path, out: Path, sweeps: list[str]) -> int:
                 if (src / f).is_file():
                     shutil.copy2(src / f, dst / f)
             copied += 1
+    prune(out)
     return copied
+
+
+def prune(out: Path) -> list[str]:
+    """Remove the run folders of `out` that no sweep record of `out` lists (a re-run sweep's old runs)."""
+    listed = {r["run_id"] for f in (out / "sweeps").glob("*.json") for r in json.loads(f.read_text())["runs"]}
+    stale = [d for d in (out / "runs").iterdir() if d.is_dir() and d.name not in listed] if (out / "runs").is_dir() else []
+    for d in stale:
+        shutil.rmtree(d)
+    return sorted(d.name for d in stale)
 
 
 def main(argv: list[str] | None = None) -> int:

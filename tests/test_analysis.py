@@ -107,3 +107,19 @@ def test_sota_table_places_the_suites_runs_beside_the_literature():
     text = sota_markdown(frame)
     assert "arXiv 2512.10942" in text and "this suite: sweep jepa_vs_vlm, 3 seeds" in text
     assert "sweep loss" not in text  # an ablation's arms are not one model's result
+
+
+def test_snapshot_copies_a_sweep_and_drops_the_runs_it_replaced(tmp_path):
+    from analysis.snapshot import snapshot
+
+    results, out = tmp_path / "results", tmp_path / "example"
+    for root, ids in ((results, ["new1", "new2"]), (out, ["old1"])):
+        (root / "sweeps").mkdir(parents=True)
+        (root / "sweeps" / "s.json").write_text(json.dumps({"runs": [{"run_id": i} for i in ids]}))
+        for i in ids:
+            (root / "runs" / i).mkdir(parents=True)
+            (root / "runs" / i / "run.json").write_text("{}")
+    (results / "runs" / "new1" / "checkpoints").mkdir()
+    assert snapshot(results, out, ["s"]) == 2
+    assert sorted(d.name for d in (out / "runs").iterdir()) == ["new1", "new2"]
+    assert sorted(f.name for f in (out / "runs" / "new1").iterdir()) == ["run.json"]  # records only
