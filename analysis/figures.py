@@ -13,6 +13,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
 from analysis.records import interval  # noqa: E402
+from analysis.tables import REFERENCE, reference  # noqa: E402
 
 MODEL_COLOURS = {"vljepa": "#1f5fa8", "vlm": "#c4432b"}
 OTHER_COLOURS = ["#2a9d5c", "#8a4fbf", "#d18f1d", "#5a5a5a", "#17a2b8", "#b5487d"]
@@ -99,10 +100,9 @@ def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.",
 
 def reference_factor() -> str:
     """What the paper reports for selective decoding, with its source (results/reference/selective_decoding.csv)."""
-    path = Path(__file__).resolve().parent.parent / "results" / "reference" / "selective_decoding.csv"
-    if not path.is_file():
+    if not (REFERENCE / "selective_decoding.csv").is_file():
         return ""
-    row = pd.read_csv(path).query("strategy == 'adaptive'")
+    row = reference("selective_decoding").query("strategy == 'adaptive'")
     return f"adaptive at {row['rate_hz'].iloc[0]:g} Hz {row['note'].iloc[0]}, {row['source'].iloc[0]}" if len(row) else ""
 
 

@@ -12,7 +12,6 @@ majority-class rate. Writes results/probe/<config hash>.json and prints a Markdo
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -53,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.cache import x_features
     from bench.config import load_run_config, run_id
     from bench.data.shapes import ShapesWorld
+    from bench.results import write_json
     from models.encoders import XEncoder
 
     p = argparse.ArgumentParser(description="Linear probes of the frozen X-encoder's features.")
@@ -70,18 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     feats = x_features(encoder, world, cache_dir(), log=print)
     n = min(args.clips, len(feats))
     scenes = [world.scene("train", i) for i in range(n)]
+    x = np.asarray(feats[:n], dtype=np.float32)  # read once for every attribute
     rows = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lbfgs convergence notes: the held-out score is what counts
         for name, attr in ATTRIBUTES.items():
-            rows[name] = probe(np.asarray(feats[:n], dtype=np.float32), [str(attr(s)) for s in scenes])
+            rows[name] = probe(x, [str(attr(s)) for s in scenes])
     record = {"config": args.config, "overrides": args.overrides, "clips": n, "x_encoder_hash": encoder.weight_hash(),
               "pool": cfg.model.x_encoder.pool, "probes": rows}
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{run_id(cfg)}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    tmp.replace(path)
+    write_json(path, record)
     print("| attribute | classes | linear probe | majority class |\n|---|---:|---:|---:|")
     for name, r in rows.items():
         print(f"| {name} | {r['classes']} | {100 * r['accuracy']:.1f} | {100 * r['majority']:.1f} |")
