@@ -1,8 +1,9 @@
 """Caches of what frozen encoders compute, shared by every run of every sweep on a machine.
 
-- X features: the frozen X-encoder's output for every training clip, keyed by the encoder's weight
-  hash, its pooling, and the identity of the clips (the world's settings). With it a training step
-  neither renders nor encodes video.
+- X features: the frozen X-encoder's output for every clip of a set of visuals (the training clips, or
+  an eval set's clips, from the world or from files), keyed by the encoder's weight hash, its pooling,
+  and the identity of the clips (the world's settings, or the files and how they are read). With it a
+  training step or an evaluation neither renders, decodes nor encodes video.
 - Y targets: a frozen Y-encoder's pooled output for every target text a stage can draw, keyed by the
   encoder's weight hash, its tokenizer settings and the texts.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +25,8 @@ import torch
 import torch.distributed as dist
 
 from bench.data.loader import collate
-from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.data.shapes import TrainSamples
+from bench.evalsets.sets import Visuals
 
 BATCH = 128
 
@@ -58,23 +59,32 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
     return np.load(path, mmap_mode="r")
 
 
-def x_features(x_encoder, world: ShapesWorld, cache_root: Path, rank: int = 0, log=None,
-               split: str = "train") -> np.ndarray:
-    """(clips of the split, tokens, dim) float32, memory-mapped."""
-    cfg = world.cfg
-    identity = {k: v for k, v in asdict(cfg).items()  # what the clips depend on: not texts, not other splits
-                if k not in ("paraphrases", "fps", "train_size", "val_size", "test_size", "novel_size")}
+def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
+    """(clips, tokens, dim) float32, memory-mapped: the encoder's output for every clip of `visuals`."""
     weight = next(x_encoder.parameters())
-    key = _key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, identity, split, world.size(split))
+    key = _key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, *visuals.identity())
     path = cache_root / "x_features" / f"{key}.npy"
     device = weight.device
 
     def compute(a: int, b: int) -> np.ndarray:
-        video = collate([{"video": world.clip(split, i)} for i in range(a, b)])["video"].to(device)
+        video = collate([{"video": visuals.clip(i)} for i in range(a, b)])["video"].to(device)
         with torch.no_grad():
             return x_encoder(video).float().cpu().numpy()
 
-    return _build(path, world.size(split), compute, rank, log)
+    return _build(path, len(visuals), compute, rank, log)
+
+
+def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Callable[[Visuals], np.ndarray]:
+    """visuals -> their cached features, each set built (or opened) once: EvalContext.features."""
+    opened: dict[str, np.ndarray] = {}
+
+    def features(visuals: Visuals) -> np.ndarray:
+        key = _key(*visuals.identity())
+        if key not in opened:
+            opened[key] = x_features(x_encoder, visuals, cache_root, rank, log)
+        return opened[key]
+
+    return features
 
 
 def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:

@@ -88,8 +88,12 @@ class TrainConfig:
 class EvalConfig:
     grid: list[int] = field(default_factory=list, metadata={"help": "sample counts to evaluate at; empty = log-spaced"})
     tasks: list[str] = field(default_factory=lambda: ["classification", "retrieval", "vqa"])
-    split: Literal["val", "test", "novel"] = "val"
-    size: int = field(default=400, metadata={"ge": 1, "help": "items per task"})
+    sets: dict[str, list[str]] = field(default_factory=dict, metadata={
+        "identity": "unless_default",
+        "help": "task -> its eval sets: 'shapes' (the world's eval split), 'shapes:<split>', a name in the dataset "
+                "registry (bench/evalsets/registry.py) or a dataset folder; a task left out reads 'shapes'"})
+    split: Literal["val", "test", "novel"] = field(default="val", metadata={"help": "the shapes world's eval split"})
+    size: int = field(default=400, metadata={"ge": 0, "help": "items per task and eval set (0: every item)"})
     batch: int = field(default=100, metadata={"ge": 1, "identity": False})
     caption_metrics: list[Literal["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"]] = field(
         default_factory=lambda: ["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"],
@@ -99,6 +103,21 @@ class EvalConfig:
     streams: int = field(default=8, metadata={"ge": 1, "help": "long streams for selective decoding"})
     stream_rates: list[float] = field(default_factory=lambda: [2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05],
                                       metadata={"help": "decodes per second swept by selective decoding"})
+
+    def check(self) -> None:
+        from bench.evalsets.sets import TASK_SETS
+
+        for task, names in self.sets.items():
+            if task not in TASK_SETS:
+                raise ValueError(f"sets has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
+            if not names:
+                raise ValueError(f"sets.{task} is empty; name at least one eval set, or leave the task out")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"sets.{task} names {dup} more than once")
+        unknown = [t for t in self.tasks if t not in TASK_SETS]
+        if unknown:
+            raise ValueError(f"tasks has unknown tasks {unknown}; known: {', '.join(TASK_SETS)}")
 
 
 @dataclass

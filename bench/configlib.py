@@ -8,6 +8,8 @@ them back into plain dicts. Field metadata understood here:
 - ``ge`` / ``gt`` / ``le`` / ``lt``: numeric bounds.
 - ``identity=False``: the field does not change what is computed (launch settings, logging),
   so it is left out of a run's identity hash.
+- ``identity="unless_default"``: a field added after runs were recorded enters the identity hash
+  only when set to something other than its default, so the run_ids of existing runs stay valid.
 - ``help``: one line shown in error messages.
 """
 
@@ -171,6 +173,8 @@ def to_dict(obj: Any, identity_only: bool = False) -> Any:
         for f in dataclasses.fields(obj):
             if identity_only and not f.metadata.get("identity", True):
                 continue
+            if identity_only and f.metadata.get("identity") == "unless_default" and getattr(obj, f.name) == _default(f):
+                continue
             out[f.name] = to_dict(getattr(obj, f.name), identity_only)
         return out
     if isinstance(obj, (list, tuple)):
@@ -178,6 +182,14 @@ def to_dict(obj: Any, identity_only: bool = False) -> Any:
     if isinstance(obj, dict):
         return {k: to_dict(v, identity_only) for k, v in obj.items()}
     return obj
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
 
 
 def deep_merge(base: dict, over: dict, prov: Provenance, source: str, prefix: str = "") -> dict:

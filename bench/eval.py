@@ -1,9 +1,11 @@
 """Evaluate a run's checkpoint on demand, with the same task code training runs on its sample grid.
 
     python -m bench.eval results/runs/<run_id> [--tasks captioning streaming] [--split test] [--size 200]
+    python -m bench.eval results/runs/<run_id> --sets classification=kinetics400,ssv2 retrieval=msrvtt
     python -m bench.eval results/runs/<run_id>/checkpoints/<tag>
 
-Writes the records to <run_dir>/ondemand/<tag>.jsonl and prints a table.
+--sets replaces the run's eval sets of a task (registry names or dataset folders, bench/evalsets). Writes
+the records to <run_dir>/ondemand/<tag>.jsonl, each task's as it finishes, and prints a table.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from bench.build import build_model
 from bench.checkpoint import LATEST
 from bench.config import RunConfig
 from bench.configlib import from_dict
-from bench.data.shapes import ShapesWorld
+from bench.data.sources import train_samples
 from bench.engine import plan_stages
-from bench.results import RUN_RECORD, read_json, write_atomic
+from bench.evalsets.registry import EvalSetError, load_sets, validate
+from bench.results import RUN_RECORD, append_jsonl, read_json
 from bench.tasks import TASKS, evaluate
+from bench.tasks.common import EvalContext
 
 MODEL_STATES = "mp_rank_00_model_states.pt"
 
@@ -55,40 +59,62 @@ def load_checkpointed_model(run: Path, ckpt: Path) -> tuple[RunConfig, torch.nn.
     return cfg, model.eval()
 
 
+def parse_sets(items: list[str]) -> dict[str, list[str]]:
+    out = {}
+    for item in items:
+        task, _, names = item.partition("=")
+        if task not in TASKS or not names:
+            raise SystemExit(f"error: --sets {item!r}: expected TASK=NAME[,NAME...] with TASK one of {', '.join(TASKS)}")
+        out[task] = [n for n in names.split(",") if n]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("path", type=Path)
     p.add_argument("--tasks", nargs="+", choices=sorted(TASKS))
+    p.add_argument("--sets", nargs="+", default=[], metavar="TASK=NAME[,NAME]", help="eval sets of a task")
     p.add_argument("--split", choices=["val", "test", "novel"])
-    p.add_argument("--size", type=int)
+    p.add_argument("--size", type=int, help="items per task and set (0: all)")
     args = p.parse_args(argv)
-    from bench.train import eval_context
 
     run, ckpt = locate(args.path)
     cfg, model = load_checkpointed_model(run, ckpt)
     e = cfg.eval
-    cfg = replace(cfg, eval=replace(e, tasks=args.tasks or e.tasks, split=args.split or e.split, size=args.size or e.size))
+    sets = {**e.sets, **parse_sets(args.sets)}
+    tasks = args.tasks or (list(parse_sets(args.sets)) if args.sets else e.tasks)
+    cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split,
+                                    size=e.size if args.size is None else args.size))
+    try:
+        validate(cfg, str(run))
+    except EvalSetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     meta = torch.load(ckpt / "client_rank0.pt", weights_only=True)["meta"]
     stage = plan_stages(cfg)[meta["stage"]]
-    world = ShapesWorld(cfg.data.shapes)
+    source = train_samples(replace(cfg.data, stage=stage.data_stage), cfg.seed)
     if cfg.data.cache and cfg.data.source == "shapes":  # the frozen Y-encoder's outputs, as training used them
         from bench.build import cache_dir
         from bench.cache import attach_target_cache
-        from bench.data.shapes import TrainSamples
 
-        attach_target_cache(model, TrainSamples(replace(cfg.data, stage=stage.data_stage), cfg.seed, world), cache_dir())
-    ctx = eval_context(cfg, world, stage.data_stage, torch.device("cpu"))
-    recs = evaluate(model, ctx, cfg.eval.tasks)
-    rows = [{**r, "run_id": record_id(run), "samples_seen": meta["samples_seen"], "split": cfg.eval.split} for r in recs]
-    import json
-
+        attach_target_cache(model, source, cache_dir())
+    ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source)
     out = run / "ondemand" / f"{ckpt.name}.jsonl"
-    write_atomic(out, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    print(f"{run.name} at {meta['samples_seen']:,} samples, split {cfg.eval.split}")
-    print("| task | metric | value | chance |\n|---|---|---:|---:|")
+    if out.is_file():
+        out.unlink()
+    rid = record_id(run)
+
+    def write(task: str, recs: list[dict]) -> None:  # as each task finishes: a later failure loses nothing
+        append_jsonl(out, [{**r, "run_id": rid, "samples_seen": meta["samples_seen"], "split": cfg.eval.split}
+                           for r in recs])
+
+    recs = evaluate(model, ctx, cfg.eval.tasks, on_task=write)
+    print(f"{run.name} at {meta['samples_seen']:,} samples")
+    print("| task | set | metric | value | chance |\n|---|---|---|---:|---:|")
     for r in recs:
         chance = "" if r["chance"] is None else f"{r['chance']:.1f}"
-        print(f"| {r['task']} | {r['metric']}{' @' + str(r['rate_hz']) + 'Hz' if 'rate_hz' in r else ''} | {r['value']:.2f} | {chance} |")
+        rate = f" @{r['rate_hz']}Hz" if "rate_hz" in r else ""
+        print(f"| {r['task']} | {r.get('dataset', '')} | {r['metric']}{rate} | {r['value']:.2f} | {chance} |")
     print(f"records: {out}")
     return 0
 

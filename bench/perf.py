@@ -30,6 +30,7 @@ import torch
 from bench import dist as distenv
 from bench.build import build_model, cache_dir
 from bench.cache import CachedSamples, attach_target_cache, x_features
+from bench.evalsets.shapes import WorldClips
 from bench.config import REPO_ROOT, RunConfig, load_run_config
 from bench.data.loader import SharedLoader
 from bench.data.shapes import ShapesWorld, TrainSamples
@@ -223,7 +224,7 @@ def measure(preset: str, name: str, steps: int, extra: list[str], device: torch.
     world = ShapesWorld(cfg.data.shapes)
     raw = TrainSamples(cfg.data, cfg.seed, world)
     log(f"{preset}/{name}: built in {time.perf_counter() - t:.0f} s")
-    feats = x_features(model.x_encoder, world, cache_dir(), log=log)
+    feats = x_features(model.x_encoder, WorldClips(world, "train"), cache_dir(), log=log)
     read_through(feats)  # a cold page cache would time the disk, once per machine, not the step
     raw.possible_targets()  # fills the world's scene and caption caches, as a run's first epoch does
     attach_target_cache(model, raw, cache_dir(), log=log)

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.build import cache_dir
     from bench.cache import x_features
+    from bench.evalsets.shapes import WorldClips
     from bench.config import load_run_config, run_id
     from bench.data.shapes import ShapesWorld
     from bench.results import write_json
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     world = ShapesWorld(cfg.data.shapes)
     encoder = XEncoder(cfg.model.x_encoder, cfg.seed).eval()
-    feats = x_features(encoder, world, cache_dir(), log=print)
+    feats = x_features(encoder, WorldClips(world, "train"), cache_dir(), log=print)
     n = min(args.clips, len(feats))
     scenes = [world.scene("train", i) for i in range(n)]
     x = np.asarray(feats[:n], dtype=np.float32)  # read once for every attribute

@@ -29,11 +29,11 @@ from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.shapes import ShapesWorld
 from bench.data.sources import train_samples
-from bench.data.text import CAPTION_QUERY, CLASSIFY_QUERY
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.results import (DONE, EVALS, FAILED, METRICS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
                            read_json, run_dir, truncate_jsonl, write_json)
 from bench.tasks import evaluate
+from bench.evalsets.registry import load_sets, validate
 from bench.tasks.common import EvalContext
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
@@ -64,22 +64,6 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "deepspeed": deepspeed.__version__}
-
-
-def stage_queries(data_stage: str) -> dict[str, str]:
-    """The query each task sends, matching what the model saw in training (pretraining: none)."""
-    if data_stage == "pretrain":
-        return {"classification": "", "retrieval": "", "world": "", "captioning": ""}
-    return {"classification": CLASSIFY_QUERY, "retrieval": CAPTION_QUERY, "world": "", "captioning": CAPTION_QUERY}
-
-
-def eval_context(cfg: RunConfig, world: ShapesWorld, data_stage: str, device, features=None) -> EvalContext:
-    e = cfg.eval
-    return EvalContext(world, e.split, e.size, e.batch, stage_queries(data_stage), device,
-                       decode_tokens=cfg.model.decoder.max_tokens, caption_metrics=tuple(e.caption_metrics),
-                       decoder_steps=e.decoder_steps,
-                       decoder_clips=e.decoder_clips, streams=e.streams, stream_rates=tuple(e.stream_rates),
-                       seed=cfg.seed, features=features)
 
 
 class _StopFlag:
@@ -146,7 +130,7 @@ class Run:
         self.log_fn = log
         self.stages = plan_stages(cfg)
         self.grid = cfg.eval_grid()
-        self.eval_features = None
+        self.eval_sets = None
 
     def log(self, msg: str) -> None:
         if self.env.is_main:
@@ -162,22 +146,20 @@ class Run:
             write_json(self.dir / RUN_RECORD, self.record)
 
     def _evaluate(self, model, samples_seen: int, stage: StagePlan) -> None:
-        if not self.cfg.eval.tasks or self.cfg.data.source != "shapes":
+        if not self.cfg.eval.tasks:
             return
         t0 = time.perf_counter()
-        if self.cfg.data.cache and self.eval_features is None:  # the eval split's clips, encoded once
-            from bench.build import cache_dir
-            from bench.cache import x_features
-
-            self.eval_features = {self.cfg.eval.split: x_features(model.x_encoder, self.world, cache_dir(),
-                                                                  self.env.rank, None, self.cfg.eval.split)}
-        ctx = eval_context(self.cfg, self.world, stage.data_stage, self.device, self.eval_features)
+        if self.eval_sets is None:
+            self.eval_sets = load_sets(self.cfg, self.world)
+        source = train_samples(self._stage_data(stage), self.cfg.seed)
+        ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
+                                  self.env.rank, self.log)
         recs = evaluate(model, ctx, self.cfg.eval.tasks)
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
             append_jsonl(self.dir / EVALS, rows)
-            shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}" for r in recs
-                              if r["metric"] in ("top1", "top5", "t2v_R@1", "accuracy"))
+            shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}" + (f" [{r['dataset']}]" if len(self.eval_sets[r['task']]) > 1 else "")
+                              for r in recs if r["metric"] in ("top1", "top5", "t2v_R@1", "accuracy", "CIDEr"))
             self.log(f"eval at {samples_seen:,} samples ({time.perf_counter() - t0:.1f}s): {shown}")
 
     # ------------------------------------------------------------------ the run
@@ -189,6 +171,7 @@ class Run:
             self.log("already done; nothing to do")
             return read_json(self.dir / RUN_RECORD)
         self.skipped = 0
+        validate(self.cfg, f"run {self.cfg.name}")  # every eval set there, before a model is built
         torch.manual_seed(self.cfg.seed * 1000 + self.env.rank)  # dropout and other in-step randomness
         from bench.build import build_model
 
@@ -237,8 +220,9 @@ class Run:
             return samples
         from bench.build import cache_dir
         from bench.cache import CachedSamples, attach_target_cache, x_features
+        from bench.evalsets.shapes import WorldClips
 
-        feats = x_features(model.x_encoder, self.world, cache_dir(), self.env.rank, self.log)
+        feats = x_features(model.x_encoder, WorldClips(self.world, "train"), cache_dir(), self.env.rank, self.log)
         attach_target_cache(model, samples, cache_dir(), self.env.rank, self.log)
         return CachedSamples(samples, feats)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from bench.build import build_model
 from bench.config import load_run_config, run_id
-from bench.data.shapes import ShapesWorld
+from dataclasses import replace
+
+import torch
+
+from bench.data.shapes import TrainSamples
+from bench.evalsets.registry import load_sets
 from bench.results import EVALS, read_jsonl
 from bench.tasks import evaluate
 from bench.tasks.common import EvalContext
@@ -27,7 +32,9 @@ def test_a_registered_baseline_trains_and_runs_tasks(tmp_path):
 
     model = build_model(cfg)
     assert isinstance(model, Model)
-    ctx = EvalContext(ShapesWorld(cfg.data.shapes), "val", 12, 12, {"classification": "", "retrieval": "",
-                      "world": "", "captioning": ""}, decoder_steps=5, decoder_clips=10)
-    tasks = {r["task"] for r in evaluate(model, ctx, ["captioning", "hardneg", "world", "vqa"])}
+    tasks = ["captioning", "hardneg", "world", "vqa"]
+    cfg = replace(cfg, eval=replace(cfg.eval, tasks=tasks, size=12, batch=12, decoder_steps=5, decoder_clips=10))
+    ctx = EvalContext.for_run(cfg, model, "pretrain", torch.device("cpu"), load_sets(cfg),
+                              TrainSamples(cfg.data, cfg.seed))
+    tasks = {r["task"] for r in evaluate(model, ctx, tasks)}
     assert tasks == {"captioning", "hardneg", "world", "vqa"}

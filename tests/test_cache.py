@@ -10,6 +10,7 @@ from bench.cache import CachedSamples, x_features, y_targets
 from bench.config import load_run_config
 from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.evalsets.shapes import WorldClips
 from tests.conftest import tiny_overrides
 
 
@@ -17,13 +18,13 @@ def test_caches_match_on_the_fly_encoding_and_are_built_once(tmp_path):
     cfg = load_run_config("base/tiny.yaml", tiny_overrides("data.shapes.train_size=200", "model.y_encoder.lr_multiplier=0"))
     model = build_model(cfg).eval()
     world = ShapesWorld(cfg.data.shapes)
-    feats = x_features(model.x_encoder, world, tmp_path)
+    feats = x_features(model.x_encoder, WorldClips(world, "train"), tmp_path)
     assert feats.shape == (200, 4, 2048)
     direct = model.x_encoder(collate([{"video": world.clip("train", i)} for i in (0, 137, 199)])["video"])
     assert np.allclose(feats[[0, 137, 199]], direct.numpy(), atol=1e-5)
     path = next((tmp_path / "x_features").glob("*.npy"))
     mtime = path.stat().st_mtime_ns
-    x_features(model.x_encoder, world, tmp_path)
+    x_features(model.x_encoder, WorldClips(world, "train"), tmp_path)
     assert path.stat().st_mtime_ns == mtime  # reused, not rebuilt
 
     samples = TrainSamples(cfg.data, 0, world)

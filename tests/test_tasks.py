@@ -8,7 +8,8 @@ import torch
 
 from bench.build import build_model
 from bench.config import load_run_config
-from bench.data.shapes import ShapesWorld
+from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.evalsets.registry import load_sets
 from bench.tasks import TASKS, evaluate
 from bench.tasks import captionmetrics
 from bench.tasks.common import EvalContext
@@ -72,10 +73,13 @@ def test_reduction_factor_interpolates():
 
 @pytest.fixture(scope="module")
 def ctx():
-    cfg = load_run_config("base/tiny.yaml", tiny_overrides())
-    return EvalContext(ShapesWorld(cfg.data.shapes), "val", 24, 12, {"classification": "", "retrieval": "",
-                       "world": "", "captioning": ""}, decode_tokens=8, decoder_steps=10, decoder_clips=20,
-                       streams=2, stream_rates=(1.0, 0.5, 0.25))
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides("eval.size=24", "eval.streams=2",
+                                                           f"eval.tasks={sorted(TASKS)}"))
+    world = ShapesWorld(cfg.data.shapes)
+    source = TrainSamples(cfg.data, 0, world)
+    return EvalContext(load_sets(cfg, world), 12, {"classification": "", "retrieval": "", "world": "", "captioning": ""},
+                       decode_tokens=8, decoder_steps=10, stream_rates=(1.0, 0.5, 0.25),
+                       decoder_texts=lambda: source.caption_texts(20))
 
 
 @pytest.mark.parametrize("name", ["vljepa", "vlm"])

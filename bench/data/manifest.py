@@ -147,6 +147,12 @@ class ManifestSamples:
         return {"video": video, "query": rec.query, "target": rec.target, "index": i, "position": k,
                 "kind": "manifest"}
 
+    def caption_texts(self, n: int) -> list[str]:
+        """The distinct targets of the first n caption records (no candidates: not a question's answer), in
+        file order: what a Y-decoder learns from."""
+        texts = [r.target for r in self.records if not r.candidates][:n]
+        return list(dict.fromkeys(texts))
+
     def report(self) -> dict[str, Any]:
         """What was skipped: bad lines at parse time and files that failed to decode."""
         return {"skipped_lines": len(self.skipped_lines), "failed_files": len(self.failed_files),

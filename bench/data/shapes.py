@@ -104,6 +104,10 @@ class TrainSamples:
         sample = self.describe(k)
         return {"video": self.world.clip("train", sample["index"]), **sample}
 
+    def caption_texts(self, n: int) -> list[str]:
+        """The distinct reference captions of the first n training clips, sorted: what a Y-decoder learns from."""
+        return sorted({r for i in range(min(n, self.n)) for r in self.world.references("train", i)})
+
     def possible_targets(self) -> list[str]:
         """Every target text a sample of this stage can draw, shortest first: the target cache's keys."""
         from bench.data.items import class_names

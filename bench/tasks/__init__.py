@@ -1,14 +1,19 @@
 """Evaluation tasks: one module each, all through the model protocol (score / generate / embed), so
-every registered model gets every task. TASKS maps a name to run(model, ctx) -> metric records."""
+every registered model gets every task. TASKS maps a name to run(model, ctx, evalset) -> metric records.
+
+A task runs once per eval set it is given (ctx.sets[task]); each record names its set ("dataset"). When
+a task has several sets, their mean is recorded too (dataset "mean", as the paper averages its 8
+classification and 8 retrieval sets), for every metric that all of them report."""
 
 from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bench.tasks import captioning, classification, hardneg, retrieval, streaming, vqa, world
-from bench.tasks.common import EvalContext
+from bench.tasks.common import EvalContext, metric
 
 TASKS: dict[str, Callable] = {
     "classification": classification.run,
@@ -19,16 +24,47 @@ TASKS: dict[str, Callable] = {
     "captioning": captioning.run,
     "streaming": streaming.run,
 }
+MEAN = "mean"
 
 
-def evaluate(model, ctx: EvalContext, tasks: list[str]) -> list[dict]:
+def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list[dict]:
+    """The average over sets of every (metric, rate) that each set reports, in the first set's order."""
+    keyed = [{(r["metric"], r.get("rate_hz")): r for r in recs} for recs in per_set]
+    out = []
+    for key, first in keyed[0].items():
+        if not all(key in k for k in keyed[1:]):
+            continue
+        rows = [k[key] for k in keyed]
+        chances = [r["chance"] for r in rows]
+        extra = {"rate_hz": key[1]} if key[1] is not None else {}
+        out.append(metric(task, key[0], float(np.mean([r["value"] for r in rows])),
+                          None if None in chances else float(np.mean(chances)), dataset=MEAN, sets=list(names),
+                          n=sum(int(r.get("n", 0) or 0) for r in rows), **extra))
+    return out
+
+
+def evaluate(model, ctx: EvalContext, tasks: list[str], on_task: Callable[[str, list[dict]], None] | None = None) -> list[dict]:
+    """Every task on each of its eval sets; on_task(task, records) is called as each task finishes."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise KeyError(f"unknown eval tasks {unknown}; known: {', '.join(sorted(TASKS))}")
+    missing = [t for t in tasks if not ctx.sets.get(t)]
+    if missing:
+        raise KeyError(f"no eval set for tasks {missing} (eval.sets)")
     was_training = model.training
     model.eval()
+    out = []
     try:
         with torch.no_grad():
-            return [rec for t in tasks for rec in TASKS[t](model, ctx)]
+            for task in tasks:
+                sets = ctx.sets[task]
+                per_set = [[{**r, "dataset": s.name} for r in TASKS[task](model, ctx, s)] for s in sets]
+                recs = [r for rs in per_set for r in rs]
+                if len(sets) > 1:
+                    recs += mean_records(task, per_set, [s.name for s in sets])
+                if on_task:
+                    on_task(task, recs)
+                out += recs
+        return out
     finally:
         model.train(was_training)

@@ -1,36 +1,37 @@
-"""Captioning: generate() for held-out clips, scored against every reference paraphrase with
+"""Captioning: generate() for each clip of the set, scored against all its references with
 pycocoevalcap (CIDEr-D, BLEU-4, METEOR, ROUGE-L). VL-JEPA decodes its predicted embedding with a
 Y-decoder (bench/tasks/decoding.py); the VLM decodes greedily.
 
 For a model with a Y-decoder, `CIDEr_decoder_ceiling` decodes the Y-side embedding of a reference
-paraphrase instead of the prediction: what captions would score if the predictor were perfect. It
-separates what the predictor misses from what the decoder loses."""
+instead of the prediction: what captions would score if the predictor were perfect. It separates what
+the predictor misses from what the decoder loses."""
 
 from __future__ import annotations
 
 import torch
 
+from bench.evalsets.sets import CaptioningSet
 from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
 from bench.tasks.common import EvalContext, clip_batches, metric
 from bench.tasks.decoding import attached_decoder
 
 
-def run(model, ctx: EvalContext) -> list[dict]:
-    indices = list(range(min(ctx.size, ctx.world.size(ctx.split))))
+def run(model, ctx: EvalContext, s: CaptioningSet) -> list[dict]:
+    indices = list(range(len(s.references)))
     outputs: dict[str, str] = {}
-    refs = {str(i): list(ctx.world.references(ctx.split, i)) for i in indices}
+    refs = {str(i): list(s.references[i]) for i in indices}
     ceiling: dict[str, str] = {}
     with attached_decoder(model, ctx):
-        for sl, batch in clip_batches(ctx, indices, ctx.queries["captioning"]):
+        for sl, batch in clip_batches(ctx, s.visuals, indices, ctx.queries["captioning"]):
             for i, text in zip(indices[sl], model.generate(batch, ctx.decode_tokens)):
                 outputs[str(i)] = text
         if getattr(model, "decoder", None) is not None and hasattr(model, "encode_targets"):
             keys = [str(i) for i in indices]
-            given = [refs[k][-1] for k in keys]  # a paraphrase, not the canonical caption
-            for s in range(0, len(keys), ctx.batch):
+            given = [refs[k][-1] for k in keys]  # the last reference (shapes world: a paraphrase, not the canonical caption)
+            for a in range(0, len(keys), ctx.batch):
                 with torch.no_grad():
-                    emb = model.encode_targets(given[s:s + ctx.batch])
-                ceiling.update(zip(keys[s:s + ctx.batch], model.decoder.generate(emb, ctx.decode_tokens)))
+                    emb = model.encode_targets(given[a:a + ctx.batch])
+                ceiling.update(zip(keys[a:a + ctx.batch], model.decoder.generate(emb, ctx.decode_tokens)))
     # one Java tokenizer call for every text scored below
     tokenized = ptb_tokenize([*outputs.values(), *ceiling.values(), *(r for rs in refs.values() for r in rs)])
     scores = caption_scores(outputs, refs, ctx.caption_metrics, tokenized)

@@ -1,8 +1,9 @@
 """A Y-decoder for the embedding space a VL-JEPA has *now* (at this point of the sample grid).
 
-A model with an embedding stream and no decoder attached gets one trained on the Y-encoded references
-of training clips (text -> Y-encoder -> head -> decoder -> the same text; see models/decoder.py),
-used for the task, then detached again: the next grid point's embedding space is another one.
+A model with an embedding stream and no decoder attached gets one trained on the Y-encoded caption texts
+of the training data (ctx.decoder_texts; text -> Y-encoder -> head -> decoder -> the same text; see
+models/decoder.py), used for the task, then detached again: the next grid point's embedding space is
+another one.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ def attached_decoder(model, ctx: EvalContext, log=None):
         return
     from models.decoder import YDecoder
 
-    texts = sorted({r for i in range(min(ctx.decoder_clips, ctx.world.size("train")))
-                    for r in ctx.world.references("train", i)})
+    if ctx.decoder_texts is None:
+        raise ValueError("this model captions through a Y-decoder trained on the training data's captions, and no "
+                         "caption texts were given (EvalContext.decoder_texts); or set model.decoder.checkpoint")
+    texts = ctx.decoder_texts()
+    if not texts:
+        raise ValueError("the training data has no caption texts to train a Y-decoder on; set model.decoder.checkpoint")
     with torch.no_grad():
         emb = torch.cat([model.encode_targets(texts[s:s + 256]).float() for s in range(0, len(texts), 256)])
     with torch.enable_grad(), torch.random.fork_rng(devices=[]):

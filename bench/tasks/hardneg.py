@@ -1,5 +1,5 @@
 """Hard negatives, text only (SugarCrepe-like): is a caption closer to its paraphrase (same meaning,
-other words) than to a caption that swaps one attribute or relation (other meaning, same words)?
+other words) than to every caption that swaps an attribute or relation (other meaning, same words)?
 Needs a text embedding (model.embed_text); models without one get no record."""
 
 from __future__ import annotations
@@ -7,24 +7,27 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.data.items import hard_negatives
+from bench.evalsets.sets import HardNegativeSet
 from bench.tasks.common import EvalContext, metric
 
 
-def run(model, ctx: EvalContext) -> list[dict]:
+def run(model, ctx: EvalContext, s: HardNegativeSet) -> list[dict]:
     if not hasattr(model, "embed_text"):
         return []
-    items = hard_negatives(ctx.world, ctx.split, ctx.size)
-    wins: dict[str, list[bool]] = {}
-    for s in range(0, len(items), ctx.batch):
-        part = items[s:s + ctx.batch]
+    wins: dict[str, list[tuple[bool, float]]] = {}  # kind -> (win, chance) per item
+    for a0 in range(0, len(s.anchors), ctx.batch):
+        sl = slice(a0, a0 + ctx.batch)
+        negs = list(s.negatives[sl])
         with torch.no_grad():
-            a = model.embed_text([h.caption for h in part]).float().cpu()
-            p = model.embed_text([h.positive for h in part]).float().cpu()
-            n = model.embed_text([h.negative for h in part]).float().cpu()
-        for h, win in zip(part, ((a * p).sum(1) > (a * n).sum(1)).tolist()):
-            wins.setdefault(h.kind, []).append(win)
-    every = [w for ws in wins.values() for w in ws]
-    recs = [metric("hardneg", "accuracy", 100 * np.mean(every), 50.0, n=len(every))]
-    recs += [metric("hardneg", f"accuracy_{k}", 100 * np.mean(v), 50.0, n=len(v)) for k, v in sorted(wins.items())]
-    return recs
+            a = model.embed_text(list(s.anchors[sl])).float().cpu()
+            p = model.embed_text(list(s.positives[sl])).float().cpu()
+            n = model.embed_text([t for ns in negs for t in ns]).float().cpu()
+        owner = torch.tensor([i for i, ns in enumerate(negs) for _ in ns])
+        neg = torch.full((len(negs),), float("-inf")).scatter_reduce(0, owner, (a[owner] * n).sum(1), reduce="amax")
+        for kind, win, ns in zip(s.kinds[sl], ((a * p).sum(1) > neg).tolist(), negs):
+            wins.setdefault(kind, []).append((win, 100 / (1 + len(ns))))
+
+    def rec(name: str, rows: list) -> dict:
+        return metric("hardneg", name, 100 * np.mean([w for w, _ in rows]), np.mean([c for _, c in rows]), n=len(rows))
+
+    return [rec("accuracy", [w for ws in wins.values() for w in ws])] + [rec(f"accuracy_{k}", v) for k, v in sorted(wins.items())]

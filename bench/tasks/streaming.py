@@ -1,6 +1,8 @@
-"""Selective decoding on long streams (the paper's section 4.5, on the shapes world's streams).
+"""Selective decoding on long streams (the paper's section 4.5): a long video and time-stamped annotations.
 
-The embedding stream: embed() over sliding windows of the clip length (stride one frame). Strategies,
+The embedding stream: embed() over sliding windows of the clip length (stride one frame of the stream as
+read, e.g. at a dataset's sample_fps), computed as the frames are decoded, so a long video is never held
+whole. Strategies,
 each swept over decode rates (decodes per second):
 - uniform: decode at fixed intervals;
 - adaptive: Ward agglomerative clustering with a temporal chain connectivity (scikit-learn) splits the
@@ -8,8 +10,8 @@ each swept over decode rates (decodes per second):
   embedding or the segment's average ("pooled");
 - online: smooth the stream, decode when the variance over a local window passes a threshold (the
   threshold is tuned per rate so the decode count matches).
-Scoring as in the paper: each ground-truth segment is matched to the decoded output nearest in time to
-its midpoint; CIDEr over all pairs. The decode-reduction factor is the uniform reference rate (1 Hz)
+Scoring as in the paper: each annotation is matched to the decoded output nearest in time (a segment's
+annotation is at its midpoint); CIDEr over all pairs. The decode-reduction factor is the uniform reference rate (1 Hz)
 divided by the adaptive rate that reaches uniform's CIDEr at that rate.
 """
 
@@ -19,22 +21,37 @@ import numpy as np
 import torch
 
 from analysis.curves import REFERENCE_RATE, reduction_factor
-from bench.data.items import Stream, make_stream
 from bench.data.loader import collate
+from bench.evalsets.sets import Stream, StreamSet
 from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
 from bench.tasks.common import EvalContext, metric
 from bench.tasks.decoding import attached_decoder
 
 
 def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray]:
-    """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s)."""
-    starts = list(range(0, len(stream.video) - frames + 1))
-    out = []
-    for s in range(0, len(starts), ctx.batch):
-        part = starts[s:s + ctx.batch]
-        batch = collate([{"video": stream.video[a:a + frames], "query": query} for a in part])
+    """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s),
+    embedded ctx.batch windows at a time as the stream's frames arrive."""
+    out, window, starts, pending = [], [], [], []
+
+    def flush():
+        batch = collate([{"video": w, "query": query} for w in pending])
         batch["video"] = batch["video"].to(ctx.device)
         out.append(model.embed(batch).float().cpu())
+        pending.clear()
+
+    for t, frame in enumerate(stream.frames()):
+        window.append(frame)
+        if len(window) > frames:
+            window.pop(0)
+        if len(window) == frames:
+            starts.append(t - frames + 1)
+            pending.append(np.stack(window))
+            if len(pending) == ctx.batch:
+                flush()
+    if pending:
+        flush()
+    if not out:
+        raise ValueError(f"a stream shorter than one clip ({frames} frames)")
     centres = (np.array(starts) + frames / 2) / stream.fps
     return torch.cat(out).numpy(), centres
 
@@ -76,19 +93,15 @@ def online_decodes(variance: np.ndarray, threshold: float, window: int = 4) -> l
 
 
 def match_nearest(stream: Stream, decode_times: np.ndarray, texts: list[str]) -> list[tuple[str, list[str]]]:
-    """(decoded text, references) for every ground-truth segment: the decode nearest its midpoint."""
-    pairs = []
-    for (a, b), refs in zip(stream.segments, stream.references):
-        mid = (a + b) / 2 / stream.fps
-        pairs.append((texts[int(np.abs(decode_times - mid).argmin())], refs))
-    return pairs
+    """(decoded text, references) for every annotation: the decode nearest to it in time."""
+    return [(texts[int(np.abs(decode_times - t).argmin())], list(refs)) for t, refs in stream.annotations]
 
 
-def run(model, ctx: EvalContext) -> list[dict]:
+def run(model, ctx: EvalContext, s: StreamSet) -> list[dict]:
     if not getattr(model, "has_embedding", False):
         return []  # no embedding stream: selective decoding does not apply
-    frames = ctx.world.cfg.frames
-    streams = [make_stream(ctx.world, i) for i in range(ctx.streams)]
+    frames = ctx.frames
+    streams = list(s.streams)
     query = ctx.queries["captioning"]
     with attached_decoder(model, ctx):
         embs = [window_embeddings(model, s, frames, ctx, query) for s in streams]
@@ -97,8 +110,8 @@ def run(model, ctx: EvalContext) -> list[dict]:
         vectors: dict[tuple, np.ndarray] = {}
         plans: list[tuple[str, float, int, np.ndarray, list[tuple]]] = []  # strategy, rate, stream, times, keys
         for rate in ctx.stream_rates:
-            for si, (s, (emb, centres)) in enumerate(zip(streams, embs)):
-                n = max(1, int(round(rate * len(s.video) / s.fps)))
+            for si, (st, (emb, centres)) in enumerate(zip(streams, embs)):
+                n = max(1, int(round(rate * (len(emb) + frames - 1) / st.fps)))
                 # uniform: n decodes at evenly spaced times; midpoint window or the interval's average
                 edges = np.linspace(0, len(emb), n + 1).round().astype(int)
                 segs_u = [(a, max(b, a + 1)) for a, b in zip(edges[:-1], edges[1:])]

@@ -1,5 +1,6 @@
 """Discriminative VQA: choose the answer among candidates; accuracy overall and per question type
-(colour, shape, counting, existence with POPE-like adversarial negatives, motion)."""
+(shapes world: colour, shape, counting, existence with POPE-like adversarial negatives, motion; on disk:
+the items' own "kind", e.g. POPE's adversarial / popular / random)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,24 @@ from collections import defaultdict
 
 import numpy as np
 
-from bench.data.items import ChoiceItem, vqa_items
+from bench.evalsets.sets import ChoiceSet
 from bench.tasks.common import EvalContext, clip_batches, metric
 
 
-def choice_accuracy(model, ctx: EvalContext, items: list[ChoiceItem], clip_fn=None) -> dict[str, list]:
-    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K)."""
-    by_k: dict[int, list[ChoiceItem]] = defaultdict(list)
-    for it in items:
-        by_k[len(it.candidates)].append(it)
+def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = "") -> dict[str, list]:
+    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K). An item
+    without a question is asked default_query."""
+    by_k: dict[int, list[int]] = defaultdict(list)
+    for j, cands in enumerate(s.candidates):
+        by_k[len(cands)].append(j)
     out: dict[str, list] = defaultdict(list)
     for group in by_k.values():
-        for sl, batch in clip_batches(ctx, [it.index for it in group], [it.question for it in group], clip_fn):
+        questions = [s.questions[j] or default_query for j in group]
+        for sl, batch in clip_batches(ctx, s.visuals, [s.visual[j] for j in group], questions):
             part = group[sl]
-            scores = model.score(batch, [list(it.candidates) for it in part]).float().cpu()
-            for it, row in zip(part, scores):
-                out[it.kind].append((int(row.argmax()) == it.answer, 1 / len(it.candidates)))
+            scores = model.score(batch, [list(s.candidates[j]) for j in part]).float().cpu()
+            for j, row in zip(part, scores):
+                out[s.kinds[j]].append((int(row.argmax()) == s.answers[j], 1 / len(s.candidates[j])))
     return out
 
 
@@ -36,6 +39,5 @@ def summarise(task: str, results: dict[str, list], per_kind: bool = True) -> lis
     return recs
 
 
-def run(model, ctx: EvalContext) -> list[dict]:
-    items = vqa_items(ctx.world, ctx.split, ctx.size)
-    return summarise("vqa", choice_accuracy(model, ctx, items))
+def run(model, ctx: EvalContext, s: ChoiceSet) -> list[dict]:
+    return summarise("vqa", choice_accuracy(model, ctx, s))

@@ -1,14 +1,13 @@
-"""World prediction (WorldPrediction-WM-like): shown only the first and the last state, choose the
-action that led from one to the other among candidates."""
+"""World prediction (WorldPrediction-WM-like): shown only the initial and the final state, choose the
+action that led from one to the other among candidates. The clip shows the initial state for its first
+half and the final state for the rest (bench/evalsets)."""
 
 from __future__ import annotations
 
-from bench.data.items import state_clip, world_items
+from bench.evalsets.sets import ChoiceSet
 from bench.tasks.common import EvalContext
 from bench.tasks.vqa import choice_accuracy, summarise
 
 
-def run(model, ctx: EvalContext) -> list[dict]:
-    items = world_items(ctx.world, ctx.split, ctx.size)
-    items = [type(it)(it.split, it.index, ctx.queries["world"], it.candidates, it.answer, it.kind) for it in items]
-    return summarise("world", choice_accuracy(model, ctx, items, clip_fn=state_clip), per_kind=False)
+def run(model, ctx: EvalContext, s: ChoiceSet) -> list[dict]:
+    return summarise("world", choice_accuracy(model, ctx, s, ctx.queries["world"]), per_kind=False)
