@@ -79,7 +79,25 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
     if errors:
         raise SweepError(f"{len(errors)} invalid run(s) in {sweep_file}; nothing was submitted:\n  - "
                          + "\n  - ".join(errors))
+    check_eval_sets(runs, sweep_file)
     return runs
+
+
+def check_eval_sets(runs: list[SweepRun], sweep_file: Path) -> None:
+    """Every run's eval sets resolve and read (bench/evalsets/registry.py); a problem shared by several
+    runs is reported once, with the runs it concerns."""
+    from bench.evalsets.registry import EvalSetError, validate
+
+    problems: dict[str, list[str]] = {}
+    for r in runs:
+        try:
+            validate(r.cfg)
+        except EvalSetError as e:
+            for msg in str(e).split("\n  - "):
+                problems.setdefault(msg, []).append(f"[{r.condition}] seed {r.seed}")
+    if problems:
+        lines = [f"{msg} (runs: {', '.join(where) if len(where) < len(runs) else 'all'})" for msg, where in problems.items()]
+        raise SweepError(f"{sweep_file}: eval sets not usable; nothing was submitted:\n  - " + "\n  - ".join(lines))
 
 
 def _value(cfg_dict: dict, dotted: str) -> Any:

@@ -33,7 +33,7 @@ from bench.engine import StagePlan, make_engine, plan_stages
 from bench.results import (DONE, EVALS, FAILED, METRICS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
                            read_json, run_dir, truncate_jsonl, write_json)
 from bench.tasks import evaluate
-from bench.evalsets.registry import load_sets, validate
+from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.tasks.common import EvalContext
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
@@ -164,6 +164,7 @@ class Run:
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> dict[str, Any]:
+        validate(self.cfg, f"run {self.cfg.name}")  # every eval set there, before anything is built or written
         self.env = distenv.detect()
         self.device = distenv.setup(self.env)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,6 @@ class Run:
             self.log("already done; nothing to do")
             return read_json(self.dir / RUN_RECORD)
         self.skipped = 0
-        validate(self.cfg, f"run {self.cfg.name}")  # every eval set there, before a model is built
         torch.manual_seed(self.cfg.seed * 1000 + self.env.rank)  # dropout and other in-step randomness
         from bench.build import build_model
 
@@ -349,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         return 3
+    except EvalSetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     finally:
         distenv.teardown()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -192,15 +192,18 @@ def _classification(r: _Reader, name: str) -> ClassificationSet:
     if bad:
         raise DatasetError(f"{templates_file}: every template needs a '{{}}' for the class name, not {bad[0]!r}")
     entries, labels = [], []
-    if r.annotations.suffix in (".txt", ".csv"):  # "path label" lines (the VideoMAE / UMT list layout)
+    if r.annotations.suffix in (".txt", ".csv"):
+        # "path label" lines (.txt, the VideoMAE / UMT list layout) or "path,label" (.csv); a label is an
+        # index or a class name (with spaces: .csv only)
         for n, raw in enumerate(r.annotations.read_text().splitlines(), start=1):
-            parts = raw.replace(",", " ").split()
-            if not parts:
+            if not raw.strip():
                 continue
-            if len(parts) < 2:
-                raise DatasetError(f"{r.where(n)}: expected 'path label', got {raw!r}")
-            rows = {"video": " ".join(parts[:-1]), "label": parts[-1]}
-            rows["label"] = int(rows["label"]) if rows["label"].lstrip("-").isdigit() else rows["label"]
+            path, _, label = raw.partition(",") if r.annotations.suffix == ".csv" else raw.strip().rpartition(" ")
+            path, label = path.strip(), label.strip()
+            if not path or not label:
+                raise DatasetError(f"{r.where(n)}: expected 'path{',' if r.annotations.suffix == '.csv' else ' '}label', "
+                                   f"got {raw!r}")
+            rows = {"video": path, "label": int(label) if label.lstrip("-").isdigit() else label}
             entries.append(r.visual(rows, n))
             labels.append(_label(r, rows["label"], names, n))
     else:
@@ -227,10 +230,15 @@ def _captions(r: _Reader) -> tuple[list[tuple[Path, ...]], list[list[str]]]:
 
 
 def _retrieval(r: _Reader, name: str) -> RetrievalSet:
+    """Lines may give a video all its captions, or one caption each (lines of one video are merged)."""
     entries, refs = _captions(r)
-    texts = [t for rs in refs for t in rs]
-    owner = [i for i, rs in enumerate(refs) for _ in rs]
-    return RetrievalSet(name, _visuals(r, entries), texts, owner)
+    index: dict[tuple[Path, ...], int] = {}
+    texts, owner = [], []
+    for entry, rs in zip(entries, refs):
+        v = index.setdefault(entry, len(index))
+        texts += rs
+        owner += [v] * len(rs)
+    return RetrievalSet(name, _visuals(r, list(index)), texts, owner)
 
 
 def _captioning(r: _Reader, name: str) -> CaptioningSet:

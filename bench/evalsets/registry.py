@@ -146,7 +146,8 @@ def load_sets(cfg, world=None) -> dict[str, list]:
 
 
 def validate(cfg, where: str = "") -> None:
-    """Every eval set of the run resolves and reads; raises EvalSetError naming config, key, set and path."""
+    """Every eval set of the run resolves and reads; raises one EvalSetError naming, for each set that does
+    not, the config, the key, the set and the path."""
     prefix = f"{where}: " if where else ""
     try:
         plan = planned(cfg)
@@ -154,6 +155,7 @@ def validate(cfg, where: str = "") -> None:
     except EvalSetError as e:
         raise EvalSetError(prefix + str(e)) from None
     frames, size = clip_shape(cfg)
+    problems = []
     for task, names in plan.items():
         for name in names:
             key = f"key 'eval.sets.{task}', set {name!r}"
@@ -168,4 +170,6 @@ def validate(cfg, where: str = "") -> None:
                     raise EvalSetError(f"dataset folder {found} does not exist{via}")
                 _disk(task, name, found, frames, size)
             except (EvalSetError, DatasetError) as e:
-                raise EvalSetError(f"{prefix}{key}: {e}") from None
+                problems.append(f"{prefix}{key}: {e}")
+    if problems:
+        raise EvalSetError("\n  - ".join(problems))
