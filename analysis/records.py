@@ -15,7 +15,9 @@ import pandas as pd
 from bench.results import read_jsonl  # the store's own reader: standard library only, no torch
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
-           "value", "chance", "rate_hz", "budget", "wall_s"]
+           "value", "chance", "rate_hz", "budget", "wall_s", "dataset", "sets"]
+EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz", "dataset", "sets"]
+MEAN = "mean"  # the dataset of a task's average over its eval sets (bench/tasks)
 
 
 def _flat(prefix: str, obj, out: dict) -> None:
@@ -57,9 +59,13 @@ def runs(results: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def metrics(results: str | Path) -> pd.DataFrame:
+def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:
     """One row per (run, sweep, samples_seen, task, metric), with the run's columns and the grid's keys.
-    A run with no metric yet appears once with task and value empty (its status says why)."""
+    A run with no metric yet appears once with task and value empty (its status says why).
+
+    A task evaluated on several eval sets has a record per set and their mean (dataset "mean"): by default
+    only the task's summary is kept (the mean, or its one set's record), so every table and figure reads
+    one number per task and metric; per_dataset=True keeps every set's own record too."""
     results = Path(results)
     run_frame = runs(results)
     if run_frame.empty:
@@ -67,12 +73,21 @@ def metrics(results: str | Path) -> pd.DataFrame:
     evals = []
     for rid in run_frame["run_id"].unique():
         for r in read_jsonl(results / "runs" / rid / "evals.jsonl"):
-            evals.append({k: r.get(k) for k in ("run_id", "stage", "samples_seen", "task", "metric", "value", "chance",
-                                                 "rate_hz")})
-    ev = pd.DataFrame(evals, columns=["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz"])
+            row = {k: r.get(k) for k in EVAL_KEYS}
+            row["sets"] = json.dumps(row["sets"]) if row["sets"] is not None else None
+            evals.append(row)
+    ev = pd.DataFrame(evals, columns=EVAL_KEYS)
+    if not per_dataset and len(ev):
+        ev = ev[summary_rows(ev)]
     frame = run_frame.merge(ev, on="run_id", how="left")
     frame["partial"] = frame["status"] != "done"
     return frame
+
+
+def summary_rows(ev: pd.DataFrame) -> pd.Series:
+    """True for a task's summary record: the mean over its sets where there is one, else its only set's."""
+    has_mean = ev.assign(m=ev["dataset"] == MEAN).groupby(["run_id", "samples_seen", "task"])["m"].transform("any")
+    return ev["dataset"].isna() | (ev["dataset"] == MEAN) | ~has_mean
 
 
 def interval(values: pd.Series) -> tuple[float, float, int]:

@@ -92,6 +92,12 @@ def build(results: Path, out: Path) -> Path:
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "
                          f"{figures.selective_factor(f)}.*"]
     sections += ["", "## Literature, and the suite's runs beside it", "", tables.sota_markdown(frame), ""]
+    per_dataset = tables.per_dataset_markdown(metrics(results, per_dataset=True)) if len(frame) else ""
+    if per_dataset:
+        sections += ["## Per dataset, beside the paper", "",
+                     "Each run's number on each dataset it was evaluated on, at its full budget, and the paper's "
+                     "number for that dataset; a task's mean over its sets is beside the paper's average only "
+                     "where the sets are the paper's.", "", per_dataset, ""]
     page = out / "README.md"
     page.write_text("\n".join(sections) + "\n")
     return page

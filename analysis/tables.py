@@ -4,6 +4,7 @@ sample count, and a SOTA table of the literature's numbers with their sources. M
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -149,6 +150,17 @@ def comparison_markdown(table: pd.DataFrame) -> str:
 SOTA_METRICS = [("classification", "top1", "top1"), ("retrieval", "t2v_R@1", "R@1")]
 
 
+def _evaluated_on(rows: pd.DataFrame) -> str:
+    """What a task's summary rows were measured on: the shapes world, one dataset, or a mean over sets."""
+    datasets = rows["dataset"].dropna().unique() if "dataset" in rows else []
+    if len(datasets) == 0 or all(str(d).startswith("shapes") for d in datasets):
+        return "shapes world"
+    if list(datasets) == ["mean"]:
+        sets = json.loads(rows["sets"].dropna().iloc[0])
+        return f"mean of {len(sets)} sets: {', '.join(sets)}"
+    return ", ".join(str(d) for d in datasets)
+
+
 def suite_rows(frame: pd.DataFrame) -> list[dict]:
     """The suite's own runs in the SOTA table's terms: per sweep and model, classification top-1 and
     text-to-video R@1 at the full budget, mean ± interval over seeds, on the data the runs used."""
@@ -158,12 +170,56 @@ def suite_rows(frame: pd.DataFrame) -> list[dict]:
         if g["condition"].nunique() > 1:
             continue  # an ablation's arms are not one model's result
         for task, metric, label in SOTA_METRICS:
-            vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()
+            picked = g[(g["task"] == task) & (g["metric"] == metric)]
+            vals = picked.groupby("seed")["value"].mean()
             if len(vals):
                 mean, half, n = interval(vals)
-                rows.append({"model": f"{model} (tiny preset)", "benchmark": f"{task} (shapes world)", "metric": label,
+                on = _evaluated_on(picked)
+                who = f"{model} (tiny preset)" if on == "shapes world" else f"{model} (this suite)"
+                rows.append({"model": who, "benchmark": f"{task} ({on})", "metric": label,
                              "value": _fmt(mean, half, n, bold=False), "source": f"this suite: sweep {sweep}, {n} seeds"})
     return rows
+
+
+# the metric of each task that the paper reports per dataset
+PER_DATASET_METRICS = {"classification": "top1", "retrieval": "t2v_R@1", "vqa": "accuracy", "world": "accuracy",
+                       "hardneg": "accuracy", "captioning": "CIDEr"}
+
+
+def per_dataset_markdown(full: pd.DataFrame) -> str:
+    """Each run's number on every dataset it was evaluated on (at the full budget, mean ± interval over
+    seeds), with the paper's number for that dataset beside it (results/reference/per_dataset.csv), and
+    each task's mean over its sets beside the paper's average where the sets are the paper's. Empty when
+    no run was evaluated on a dataset on disk."""
+    if "dataset" not in full:
+        return ""
+    f = final_values(full.dropna(subset=["dataset", "sweep"]))
+    f = f[~f["dataset"].astype(str).str.startswith("shapes")]
+    if f.empty:
+        return ""
+    ref = reference("per_dataset")
+    lines = ["| sweep | model | task | dataset | metric | ours | paper | paper's model and source |",
+             "|---|---|---|---|---|---:|---:|---|"]
+    for (sweep, model, task, dataset), g in f.groupby(["sweep", "model", "task", "dataset"], sort=False):
+        metric = PER_DATASET_METRICS.get(task)
+        picked = g[g["metric"] == metric]
+        vals = picked.groupby("seed")["value"].mean()
+        if metric is None or vals.empty:
+            continue
+        paper = ref[(ref["dataset"] == dataset) & (ref["task"] == task) & (ref["metric"] == metric)]
+        label = dataset
+        if dataset == "mean":
+            sets = json.loads(picked["sets"].dropna().iloc[0])
+            label = f"mean of {len(sets)}"
+            papers = set(ref[(ref["task"] == task) & (ref["dataset"] != "mean")]["dataset"])
+            if set(sets) != papers:
+                paper = paper.iloc[0:0]  # the paper's average is over other sets
+        mean, half, n = interval(vals)
+        cite = f"{paper['model'].iloc[0]}; {paper['source'].iloc[0]}" if len(paper) else "-"
+        value = f"{paper['value'].iloc[0]:.1f}" if len(paper) else "-"
+        lines.append(f"| {sweep} | {model} | {task} | {label} | {metric} | {_fmt(mean, half, n, bold=False)} | "
+                     f"{value} | {cite} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def sota_markdown(frame: pd.DataFrame | None = None) -> str:

@@ -18,7 +18,7 @@ from analysis.tables import (REFERENCE, ablation_table, comparison_markdown, com
 EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 
 
-@pytest.mark.parametrize("name", ["ablations", "controlled_comparison", "sota", "selective_decoding"])
+@pytest.mark.parametrize("name", ["ablations", "controlled_comparison", "sota", "selective_decoding", "per_dataset"])
 def test_reference_numbers_parse_and_cite_a_source(name):
     ref = pd.read_csv(REFERENCE / f"{name}.csv")
     assert len(ref) > 0 and "source" in ref.columns
@@ -123,3 +123,27 @@ def test_snapshot_copies_a_sweep_and_drops_the_runs_it_replaced(tmp_path):
     assert snapshot(results, out, ["s"]) == 2
     assert sorted(d.name for d in (out / "runs").iterdir()) == ["new1", "new2"]
     assert sorted(f.name for f in (out / "runs" / "new1").iterdir()) == ["run.json"]  # records only
+
+
+def test_per_dataset_records_give_one_summary_and_a_table_beside_the_paper(tmp_path):
+    from analysis.tables import per_dataset_markdown
+
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "k.json").write_text(json.dumps({"name": "k", "file": "k.yaml", "swept": [],
+        "runs": [{"run_id": f"r{s}", "seed": s, "condition": "base", "point": {}} for s in (0, 1)]}))
+    for seed, (k400, ssv2) in enumerate([(60.0, 20.0), (62.0, 22.0)]):
+        run = tmp_path / "runs" / f"r{seed}"
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"run_id": f"r{seed}", "model": "vljepa", "seed": seed,
+                                                  "status": "done", "config": {"train": {"budget": {"samples": 64}}}}))
+        rows = [{"dataset": "kinetics400", "value": k400}, {"dataset": "ssv2", "value": ssv2},
+                {"dataset": "mean", "value": (k400 + ssv2) / 2, "sets": ["kinetics400", "ssv2"]}]
+        (run / "evals.jsonl").write_text("".join(json.dumps({"run_id": f"r{seed}", "samples_seen": 64, "task": "classification",
+                                                             "metric": "top1", "chance": 1.0, **r}) + "\n" for r in rows))
+    summary = metrics(tmp_path)
+    assert sorted(summary["value"]) == [40.0, 42.0]  # one number per run and task: the mean over its sets
+    table = per_dataset_markdown(metrics(tmp_path, per_dataset=True))
+    assert "| k | vljepa | classification | kinetics400 | top1 | 61.0 ± 12.7 | 64.8 |" in table
+    assert "| ssv2 | top1 | 21.0 ± 12.7 | 19.3 |" in table
+    assert "| mean of 2 | top1 | 41.0 ± 12.7 | - |" in table  # the paper averages 8 other sets
+    assert "classification (mean of 2 sets: kinetics400, ssv2)" in sota_markdown(summary)
