@@ -4,11 +4,8 @@ One JSON object a line:
     {"video": "clips/a.mp4", "query": "...", "target": "...", "candidates": [...], "label": 3}
 or "image" instead of "video" (the image is repeated to fill the clip, as in the paper). Paths are
 relative to the manifest's folder. T frames are sampled uniformly over the video, the short side is
-resized to `size` and the centre cropped to size x size.
-
-PyAV (FFmpeg's libraries, bundled in its wheels) rather than torchcodec: its wheels carry FFmpeg on
-every platform we run on, including these CPU machines, with no system FFmpeg and no torch-version
-coupling; decoding a 16-frame clip takes about 20 ms, far below a paper-scale training step.
+resized to `size` and the centre cropped to size x size, by the seeking reader the eval sets use
+(bench/data/video.py).
 """
 
 from __future__ import annotations
@@ -19,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from bench.data.config import ManifestConfig
+from bench.data.video import read_clip, read_image
 
 
 class ManifestError(ValueError):
@@ -69,39 +65,6 @@ def parse_manifest(path: Path, on_error: str = "fail") -> tuple[list[Record], li
     return records, skipped
 
 
-def _resize_crop(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, 3) uint8 -> (T, size, size, 3) uint8: short side to size, centre crop."""
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    h, w = x.shape[-2:]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-    top, left = (nh - size) // 2, (nw - size) // 2
-    x = x[..., top:top + size, left:left + size]
-    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def decode_video(path: Path, frames: int) -> np.ndarray:
-    """T frames sampled uniformly over the whole video, (T, H, W, 3) uint8 RGB."""
-    import av
-
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    if not decoded:
-        raise ValueError("no video frames decoded")
-    idx = np.linspace(0, len(decoded) - 1, frames).round().astype(int)
-    return np.stack([decoded[i] for i in idx])
-
-
-def decode_image(path: Path, frames: int) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"))
-    return np.repeat(arr[None], frames, axis=0)
-
-
 @dataclass
 class ManifestSamples:
     """Global position k -> a decoded sample; the order is a per-epoch permutation from the seed.
@@ -126,10 +89,11 @@ class ManifestSamples:
 
     def load(self, rec: Record) -> np.ndarray:
         try:
-            raw = decode_image(rec.path, self.cfg.frames) if rec.is_image else decode_video(rec.path, self.cfg.frames)
+            if rec.is_image:
+                return read_image(rec.path, self.cfg.frames, self.cfg.size)
+            return read_clip(rec.path, self.cfg.frames, self.cfg.size)
         except Exception as e:  # any decoder failure: name the manifest line and the file
             raise ManifestError(f"{self.cfg.path}:{rec.line}: cannot decode {rec.path}: {e}") from None
-        return _resize_crop(raw, self.cfg.size)
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         i = self._record_index(k)

@@ -8,8 +8,9 @@ frame repeated T times, as the paper does for images).
 
 Decoding seeks: for each sampled frame the reader jumps to the key frame before it and decodes forward
 only to that frame, so a clip of a long video costs T short decodes, not the whole video; each frame is
-resized as soon as it is decoded, so memory holds T small frames and one full-size frame. Frames close
-together (inside one group of pictures) are read in one forward pass without seeking again.
+resized as soon as it is decoded, so memory holds T small frames and one full-size frame. The reader
+decodes on instead of seeking whenever the key frame a seek would land on is not past where it already
+is (the key-frame spacing is learnt as it goes), so frames close together are read in one forward pass.
 
 PyAV (FFmpeg's libraries, bundled in its wheels) rather than torchcodec: its wheels carry FFmpeg on
 every platform we run on, including these CPU machines, with no system FFmpeg and no torch-version
@@ -30,8 +31,8 @@ import torch
 import torch.nn.functional as F
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# a frame this many frames or fewer ahead of the decoder is reached by decoding forward, not by seeking
-FORWARD_WINDOW = 32
+# key-frame spacing assumed until two key frames have been seen (x264's default keyint)
+DEFAULT_GOP = 250
 
 
 class VideoError(ValueError):
@@ -103,14 +104,17 @@ def read_frames(path: str | Path, indices, size: int | None = None) -> np.ndarra
 
             pos = None  # index of the last frame decoded; None = nothing decoded since the last seek
             frames_iter = None
+            keys: list[int] = []  # key frames seen, to learn their spacing
             for target in want:
-                if pos is None or target < pos or target - pos > FORWARD_WINDOW:
+                if pos is None or target < pos or not _forward_is_cheaper(pos, target, keys):
                     container.seek(start + int(target / rate / tb), stream=stream, backward=True, any_frame=False)
                     frames_iter = container.decode(stream)
                     pos = None
                 frame = None
                 for frame in frames_iter:
                     pos = index_of(frame) if frame.pts is not None else (pos or 0) + 1
+                    if frame.key_frame and (not keys or pos > keys[-1]):
+                        keys.append(pos)
                     if pos >= target:
                         break
                 if frame is None or pos is None:
@@ -123,6 +127,17 @@ def read_frames(path: str | Path, indices, size: int | None = None) -> np.ndarra
     except (av.FFmpegError, IndexError, OSError) as e:
         raise VideoError(f"{path}: cannot decode: {e}") from None
     return np.stack([got[int(i)] for i in indices])
+
+
+def _forward_is_cheaper(pos: int, target: int, keys: list[int]) -> bool:
+    """Whether decoding on from frame `pos` to `target` costs no more than seeking: a seek lands on the key
+    frame at or before the target, estimated from the key frames seen so far (their spacing)."""
+    gaps = [b - a for a, b in zip(keys, keys[1:]) if b > a]
+    gop = min(gaps) if gaps else DEFAULT_GOP
+    if not keys:
+        return target - pos <= gop // 2
+    landing = keys[-1] + (target - keys[-1]) // gop * gop if target >= keys[-1] else target - gop // 2
+    return landing <= pos
 
 
 def read_all_frames(path: str | Path, size: int | None = None, every: int = 1):
@@ -147,7 +162,7 @@ def read_image(path: str | Path, frames: int, size: int | None = None) -> np.nda
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
+            arr = np.array(im.convert("RGB"))  # a writable copy
     except (UnidentifiedImageError, OSError) as e:
         raise VideoError(f"{path}: cannot read as an image: {e}") from None
     arr = resize_crop(arr[None], size)[0] if size else arr
