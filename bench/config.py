@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
-from bench.data.config import DataConfig
+from bench.data.config import DataConfig, MixtureEntry
 from models.config import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,12 @@ class StageConfig:
     lr: float | None = None
     schedule: Literal["constant", "cosine"] | None = None
     warmup_samples: int | None = None
+    datasets: list[MixtureEntry] = field(default_factory=list, metadata={
+        "identity": "unless_default", "help": "this stage's training mixture (data.source manifest); empty: data.mixture"})
+    frames: int | None = field(default=None, metadata={"identity": "unless_default", "ge": 1,
+                                                       "help": "frames per clip in this stage; null: data.manifest.frames"})
+    size: int | None = field(default=None, metadata={"identity": "unless_default", "ge": 16,
+                                                     "help": "clip size in this stage; null: data.manifest.size"})
 
 
 @dataclass

@@ -22,6 +22,9 @@ class StagePlan:
     lr: float
     schedule: str
     warmup_samples: int
+    datasets: tuple = ()  # the stage's own training mixture (MixtureEntry), () = data.mixture
+    frames: int | None = None
+    size: int | None = None
 
 
 def plan_stages(cfg: RunConfig) -> list[StagePlan]:
@@ -32,7 +35,8 @@ def plan_stages(cfg: RunConfig) -> list[StagePlan]:
     for i, s in enumerate(t.stages):
         plans.append(StagePlan(i, s.name, s.data_stage, s.samples, start, s.lr if s.lr is not None else t.lr,
                                s.schedule or t.schedule,
-                               s.warmup_samples if s.warmup_samples is not None else t.warmup_samples))
+                               s.warmup_samples if s.warmup_samples is not None else t.warmup_samples,
+                               tuple(s.datasets), s.frames, s.size))
         start += s.samples
     return plans
 

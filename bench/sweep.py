@@ -79,13 +79,52 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
     if errors:
         raise SweepError(f"{len(errors)} invalid run(s) in {sweep_file}; nothing was submitted:\n  - "
                          + "\n  - ".join(errors))
-    check_eval_sets(runs, sweep_file)
+    problems = [f"eval sets: {p}" for p in check_eval_sets(runs)] + [f"training data: {p}" for p in check_training_data(runs)]
+    if problems:
+        raise SweepError(f"{sweep_file}: data not usable; nothing was submitted:\n  - " + "\n  - ".join(problems))
     return runs
 
 
-def check_eval_sets(runs: list[SweepRun], sweep_file: Path) -> None:
-    """Every run's eval sets resolve and read (bench/evalsets/registry.py); a problem shared by several
-    runs is reported once, with the runs it concerns."""
+def _grouped(problems: dict[str, list[str]], runs: list[SweepRun]) -> list[str]:
+    """One line per problem, with the runs it concerns (all, or which)."""
+    return [f"{msg} (runs: {', '.join(where) if len(where) < len(runs) else 'all'})" for msg, where in problems.items()]
+
+
+def training_datasets(cfg: RunConfig) -> list[tuple[str, str]]:
+    """(config key, dataset name) of every training dataset a run reads from files."""
+    if cfg.data.source != "manifest":
+        return []
+    out = [(f"train.stages[{i}].datasets", e.name) for i, s in enumerate(cfg.train.stages) for e in s.datasets]
+    if not cfg.train.stages or any(not s.datasets for s in cfg.train.stages):
+        out += [("data.mixture", e.name) for e in cfg.data.mixture] or [("data.manifest.path", cfg.data.manifest.path)]
+    return out
+
+
+def check_training_data(runs: list[SweepRun]) -> list[str]:
+    """Problems with the runs' training data: every dataset must resolve and parse, and its first sample
+    decode; each problem once, with the runs it concerns."""
+    from bench.data.config import ManifestConfig
+    from bench.data.manifest import ManifestError, ManifestSamples
+    from bench.data.registry import RegistryError
+
+    problems: dict[str, list[str]] = {}
+    checked: dict[str, str | None] = {}
+    for r in runs:
+        for key, name in training_datasets(r.cfg):
+            if name not in checked:
+                checked[name] = None
+                try:
+                    samples = ManifestSamples(ManifestConfig(path=name, frames=2, size=16, on_error="fail"), 0)
+                    samples.load(samples.sources[0][2][0], name)
+                except (ManifestError, RegistryError, OSError) as e:
+                    checked[name] = f"key '{key}', dataset {name!r}: {e}"
+            if checked[name]:
+                problems.setdefault(checked[name], []).append(f"[{r.condition}] seed {r.seed}")
+    return _grouped(problems, runs)
+
+
+def check_eval_sets(runs: list[SweepRun]) -> list[str]:
+    """Problems with the runs' eval sets (bench/evalsets/registry.py), each once with the runs it concerns."""
     from bench.evalsets.registry import EvalSetError, validate
 
     problems: dict[str, list[str]] = {}
@@ -95,9 +134,7 @@ def check_eval_sets(runs: list[SweepRun], sweep_file: Path) -> None:
         except EvalSetError as e:
             for msg in str(e).split("\n  - "):
                 problems.setdefault(msg, []).append(f"[{r.condition}] seed {r.seed}")
-    if problems:
-        lines = [f"{msg} (runs: {', '.join(where) if len(where) < len(runs) else 'all'})" for msg, where in problems.items()]
-        raise SweepError(f"{sweep_file}: eval sets not usable; nothing was submitted:\n  - " + "\n  - ".join(lines))
+    return _grouped(problems, runs)
 
 
 def _value(cfg_dict: dict, dotted: str) -> Any:
@@ -123,10 +160,12 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
                                 f"but the sweep does not vary it")
         if fingerprints and not any(k == "data" or k.startswith("data.") for k in swept):
             from bench.data.loader import fingerprint
-            from bench.data.sources import train_samples
+            from bench.data.sources import stage_data, train_samples
+            from bench.engine import plan_stages
 
             try:
-                prints = {fingerprint(train_samples(r.cfg.data, r.cfg.seed), 16) for r in group}
+                prints = {fingerprint(train_samples(stage_data(r.cfg.data, plan_stages(r.cfg)[0]), r.cfg.seed), 16)
+                          for r in group}
             except (OSError, ValueError) as e:  # real data not readable from here (a laptop): say so
                 print(f"note: data fingerprints not checked for seed {seed}: {e}", file=sys.stderr)
                 continue

@@ -28,7 +28,7 @@ from bench.config import REPO_ROOT, RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.shapes import ShapesWorld
-from bench.data.sources import train_samples
+from bench.data.sources import stage_data, train_samples
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.results import (DONE, EVALS, FAILED, METRICS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
                            read_json, run_dir, truncate_jsonl, write_json)
@@ -172,6 +172,7 @@ class Run:
             self.log("already done; nothing to do")
             return read_json(self.dir / RUN_RECORD)
         self.skipped = 0
+        self.replaced, self.replaced_examples = 0, []
         torch.manual_seed(self.cfg.seed * 1000 + self.env.rank)  # dropout and other in-step randomness
         from bench.build import build_model
 
@@ -185,6 +186,7 @@ class Run:
             "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),
             "world_size": self.env.world_size, "started": time.time(), "grid": self.grid,
             "parity": {**model.parity(), "loader_fingerprint": fingerprint(first_samples),
+                       **self._mixtures(first_samples),
                        "budget_samples": self.cfg.train.budget.samples, "global_batch": self.cfg.train.global_batch,
                        "eval_grid": self.grid, "parameters": model.parameter_counts()},
         }
@@ -213,6 +215,33 @@ class Run:
         self.log(f"done: {self.cfg.train.budget.samples:,} samples")
         return self.record
 
+    def _mixtures(self, first_samples) -> dict[str, Any]:
+        """Each stage's training mixture (names, weights, shares, record counts and hashes): twins must match."""
+        if not hasattr(first_samples, "mixture_summary"):
+            return {}
+        stages = {s.name: (first_samples if s.index == 0 else train_samples(self._stage_data(s), self.cfg.seed))
+                  .mixture_summary() for s in self.stages}
+        return {"data_mixture": stages}
+
+    def _count_replaced(self, batch: dict, step: int) -> None:
+        """Samples whose file could not be read (on_error: skip) were replaced: log each, count them all."""
+        for msg in batch.get("replaced", ()):
+            self.replaced += 1
+            self.replaced_examples.append(msg)
+            if len(self.replaced_examples) <= 20:
+                self.log(f"step {step}: replaced an unreadable sample: {msg}")
+            elif len(self.replaced_examples) == 21:
+                self.log("more unreadable samples replaced: counted in run.json (data_errors), not logged")
+            del self.replaced_examples[20:]
+
+    def _record_data_errors(self) -> None:
+        total = self.replaced
+        if dist.is_initialized() and dist.get_world_size() > 1:
+            t = torch.tensor([float(self.replaced)], device=self.device)
+            dist.all_reduce(t)
+            total = int(t.item())
+        self.record["data_errors"] = {"replaced_samples": total, "examples": self.replaced_examples[:20]}
+
     def _cached(self, model, samples):
         """With data.cache: train on the frozen X-encoder's cached features, and on the frozen Y-encoder's
         cached targets (bench/cache.py); the cache is built once per machine and shared by all runs."""
@@ -227,9 +256,7 @@ class Run:
         return CachedSamples(samples, feats)
 
     def _stage_data(self, stage: StagePlan):
-        import dataclasses
-
-        return dataclasses.replace(self.cfg.data, stage=stage.data_stage)
+        return stage_data(self.cfg.data, stage)
 
     def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, latest, stop: _StopFlag) -> None:
         cfg, t = self.cfg, self.cfg.train
@@ -243,6 +270,8 @@ class Run:
         loader = SharedLoader(samples, t.global_batch, t.micro_batch, stage.samples, self.env.world_size,
                               self.env.rank, cfg.data.num_workers)
         self.skipped = meta.get("skipped", 0) if meta else 0
+        if meta:
+            self.replaced = meta.get("replaced", 0)
         evaluated = set(meta["evaluated"]) if meta else set()
         if meta and meta["stage"] == stage.index:
             ckpts.load(engine, latest["tag"])
@@ -261,8 +290,10 @@ class Run:
 
         def save(tag_pos: int) -> None:
             m = {"stage": stage.index, "stage_position": tag_pos, "samples_seen": stage.start + tag_pos,
-                 "evaluated": sorted(evaluated), "skipped": self.skipped}
+                 "evaluated": sorted(evaluated), "skipped": self.skipped, "replaced": self.replaced}
             ckpts.save(engine, f"s{stage.index}_{tag_pos:012d}", m)
+            self._record_data_errors()
+            self._record(self.record["status"])  # data_errors as of this checkpoint
 
         maybe_eval(seen)
         engine.train()
@@ -276,6 +307,8 @@ class Run:
         t_window, n_window, step_losses = time.perf_counter(), 0, {}
         next_ckpt = (loader.position // t.checkpoint_every + 1) * t.checkpoint_every if t.checkpoint_every else None
         for micro, batch in enumerate(loader):
+            if "replaced" in batch:
+                self._count_replaced(batch, (stage.start + loader.position) // t.global_batch)
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
             out = engine(batch)
             loss = out["loss"]

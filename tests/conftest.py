@@ -28,3 +28,15 @@ def tiny_overrides(*extra: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def _cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VLJEPA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """The tests' tiny world on disk (python -m bench.data.export): its whole val split for every task, a
+    training manifest of 64 clips (5 reference captions each), and a dataset registry naming them."""
+    from bench.data.export import main
+
+    out = tmp_path_factory.mktemp("export")
+    data = [o for o in tiny_overrides() if o.startswith("data.")]
+    assert main(["--out", str(out), "--train", "64", "--streams", "2", *data]) == 0
+    return out

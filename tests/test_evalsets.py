@@ -118,17 +118,6 @@ def test_a_paper_sweep_with_a_missing_dataset_fails_at_dry_run(tmp_path, monkeyp
     assert f"key 'eval.sets.captioning', set 'youcook2': dataset folder {tmp_path / 'nowhere' / 'youcook2'} does not exist" in err
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    """The tests' tiny world exported: its whole val split (every task) and 64 training clips."""
-    from bench.data.export import main
-
-    out = tmp_path_factory.mktemp("export")
-    overrides = [o for o in tiny_overrides() if o.startswith("data.")]
-    assert main(["--out", str(out), "--train", "64", "--streams", "2", *overrides]) == 0
-    return out
-
-
 def test_export_writes_every_format_and_a_registry(exported, monkeypatch):
     monkeypatch.setenv("VLJEPA_DATASETS", str(exported / "datasets.yaml"))
     sets = f"eval.sets={{{', '.join(f'{t}: [shapes_val]' for t in TASKS)}}}"

@@ -123,4 +123,4 @@ def test_eval_cli_on_a_finished_run(tmp_path, capsys):
     rec = run(cfg, log=lambda m: None)
     assert main([str(tmp_path / rec["run_id"]), "--tasks", "classification", "vqa", "--size", "16"]) == 0
     out = capsys.readouterr().out
-    assert "| classification | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()
+    assert "| classification | shapes | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()

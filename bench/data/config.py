@@ -45,6 +45,19 @@ class ManifestConfig:
 
 
 @dataclass
+class MixtureEntry:
+    """One training dataset of a mixture and its share of the samples."""
+
+    name: str = field(default="", metadata={"help": "a dataset-registry name, a dataset folder, a manifest .jsonl, "
+                                                    "or a folder or glob of tar shards"})
+    weight: float = field(default=1.0, metadata={"gt": 0.0, "help": "relative share of the samples"})
+
+    def check(self) -> None:
+        if not self.name:
+            raise ValueError("a mixture entry needs a 'name'")
+
+
+@dataclass
 class DataConfig:
     source: Literal["shapes", "manifest"] = "shapes"
     stage: Literal["pretrain", "sft"] = field(
@@ -56,6 +69,10 @@ class DataConfig:
     )
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     manifest: ManifestConfig = field(default_factory=ManifestConfig)
+    mixture: list[MixtureEntry] = field(default_factory=list, metadata={
+        "identity": "unless_default",
+        "help": "real training data as a weighted mixture of datasets (replaces manifest.path; a stage may set "
+                "its own: train.stages[i].datasets)"})
     num_workers: int = field(default=0, metadata={"ge": 0, "identity": False})
     cache: bool = field(default=True, metadata={"help": "train on cached frozen X features and Y targets (bench/cache.py)"})
 
@@ -65,5 +82,5 @@ class DataConfig:
             raise ValueError(f"sft_mix has unknown kinds {sorted(unknown)}; expected caption, classification, vqa")
         if any(w < 0 for w in self.sft_mix.values()) or sum(self.sft_mix.values()) <= 0:
             raise ValueError(f"sft_mix weights must be >= 0 with a positive sum, got {self.sft_mix}")
-        if self.source == "manifest" and not self.manifest.path:
-            raise ValueError("source is 'manifest' but manifest.path is empty")
+        if self.source == "manifest" and not (self.manifest.path or self.mixture):
+            raise ValueError("source is 'manifest' but neither manifest.path nor mixture names any data")

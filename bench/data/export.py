@@ -102,6 +102,7 @@ def export_train(world: ShapesWorld, out: Path, n: int = 0) -> Path:
         write_video(folder / rel, world.clip("train", i), world.cfg.fps)
         rows += [{"video": rel, "query": "", "target": ref} for ref in world.references("train", i)]
     _jsonl(folder / "manifest.jsonl", rows)
+    (folder / "dataset.yaml").write_text(yaml.safe_dump({"name": "shapes_train", "train": {"manifest": "manifest.jsonl"}}))
     return folder / "manifest.jsonl"
 
 
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{folder}: every task's items of the {split} split")
     if not args.no_train:
         manifest = export_train(world, args.out, args.train)
+        registry["shapes_train"] = "train"
         print(f"{manifest}: training manifest ({sum(1 for _ in manifest.open())} lines)")
     (args.out / "datasets.yaml").write_text(yaml.safe_dump({"root": ".", "datasets": registry}, sort_keys=False))
     print(f"{args.out / 'datasets.yaml'}: dataset registry (export VLJEPA_DATASETS={args.out.resolve() / 'datasets.yaml'})")

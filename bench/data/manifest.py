@@ -1,11 +1,18 @@
-"""Real data at paper scale: a JSONL manifest of training triplets, decoded with PyAV.
+"""Real training data: JSONL manifests and tar shards, alone or as a weighted mixture, read by position.
 
-One JSON object a line:
+A manifest has one JSON object a line:
     {"video": "clips/a.mp4", "query": "...", "target": "...", "candidates": [...], "label": 3}
 or "image" instead of "video" (the image is repeated to fill the clip, as in the paper). Paths are
-relative to the manifest's folder. T frames are sampled uniformly over the video, the short side is
-resized to `size` and the centre cropped to size x size, by the seeking reader the eval sets use
-(bench/data/video.py).
+relative to the manifest's folder. Shards hold the same samples in tar files (bench/data/shards.py).
+T frames are sampled uniformly over the video, the short side is resized to `size` and the centre
+cropped to size x size, by the seeking reader the eval sets use (bench/data/video.py).
+
+A mixture (data.mixture, or a stage's datasets) names datasets by registry name, dataset folder (its
+dataset.yaml's `train: {manifest: ...}` or `train: {shards: ...}`), manifest file, or shard folder or
+glob, each with a weight. Sample k is a pure function of k: positions are dealt to datasets in blocks of
+BLOCK positions, each dataset's share of a block fixed by its weight and spread evenly through it; each
+dataset is read in a fresh permutation every epoch of its own. So resume is one integer, every rank
+layout sees the same sequence, and the proportions are exact at every block boundary.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.data.config import ManifestConfig
+from bench.data.config import ManifestConfig, MixtureEntry
 from bench.data.video import read_clip, read_image
+
+BLOCK = 10_000  # positions a mixture deals out at a time: weights are exact to 1 / BLOCK
 
 
 class ManifestError(ValueError):
@@ -28,7 +37,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Record:
     line: int
-    path: Path
+    path: Any  # a Path, or a shards.Member
     is_image: bool
     query: str
     target: str
@@ -36,86 +45,208 @@ class Record:
     label: int | None = None
 
 
+def _record(n: int, media: Any, is_image: bool, texts: dict) -> Record:
+    if not isinstance(texts.get("target"), str):
+        raise ValueError("'target' must be a string")
+    return Record(n, media, is_image, str(texts.get("query", "")), texts["target"],
+                  tuple(texts.get("candidates", ())), texts.get("label"))
+
+
+def _collect(rows, on_error: str, what: str) -> tuple[list[Record], list[str]]:
+    """Records from (where, build) pairs; a build that raises fails (naming where) or, with
+    on_error='skip', is skipped and its message kept."""
+    records, skipped = [], []
+    for where, build in rows:
+        try:
+            records.append(build())
+        except (ValueError, TypeError) as e:
+            if on_error == "fail":
+                raise ManifestError(f"{where}: {e}") from None
+            skipped.append(f"{where}: {e}")
+    if not records:
+        raise ManifestError(f"{what}: no usable samples")
+    return records, skipped
+
+
 def parse_manifest(path: Path, on_error: str = "fail") -> tuple[list[Record], list[str]]:
     """The records of a manifest and, with on_error='skip', the messages of the lines skipped."""
-    records, skipped = [], []
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    for n, raw in enumerate(path.read_text().splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-            if not isinstance(obj, dict):
-                raise ValueError("a line must be a JSON object")
-            if ("video" in obj) == ("image" in obj):
-                raise ValueError("a line needs exactly one of 'video' or 'image'")
-            if not isinstance(obj.get("target"), str):
-                raise ValueError("'target' must be a string")
-            rel = obj.get("video", obj.get("image"))
-            records.append(Record(n, (path.parent / rel).resolve(), "image" in obj, str(obj.get("query", "")),
-                                  obj["target"], tuple(obj.get("candidates", ())), obj.get("label")))
-        except (ValueError, TypeError) as e:
-            msg = f"{path}:{n}: {e}"
-            if on_error == "fail":
-                raise ManifestError(msg) from None
-            skipped.append(msg)
-    if not records:
-        raise ManifestError(f"{path}: no usable lines")
-    return records, skipped
+
+    def line(n: int, raw: str) -> Record:
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            raise ValueError("a line must be a JSON object")
+        if ("video" in obj) == ("image" in obj):
+            raise ValueError("a line needs exactly one of 'video' or 'image'")
+        return _record(n, (path.parent / obj.get("video", obj.get("image"))).resolve(), "image" in obj, obj)
+
+    rows = [(f"{path}:{n}", lambda n=n, raw=raw: line(n, raw))
+            for n, raw in enumerate(path.read_text().splitlines(), start=1) if raw.strip()]
+    return _collect(rows, on_error, str(path))
+
+
+def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[Record], list[str]]:
+    """The records of tar shards (a folder, glob or file): one per key with a media member and a .json."""
+    from bench.data.shards import VIDEO_SUFFIXES, index_shard, sample_texts, shard_paths
+    from bench.data.video import IMAGE_SUFFIXES
+
+    paths = shard_paths(spec)
+    if not paths:
+        raise ManifestError(f"{spec}: no tar shards found")
+
+    def sample(n: int, members: dict) -> Record:
+        media = [m for suffix, m in members.items() if suffix in VIDEO_SUFFIXES + IMAGE_SUFFIXES]
+        if len(media) != 1 or ".json" not in members:
+            raise ValueError("a sample needs one media member (video or image) and a .json")
+        is_image = Path(media[0].name).suffix.lower() in IMAGE_SUFFIXES
+        return _record(n, media[0], is_image, sample_texts(members[".json"]))
+
+    samples = [(path, key, members) for path in paths for key, members in index_shard(path)]
+    rows = [(f"{path}:{key}", lambda n=n, m=members: sample(n, m)) for n, (path, key, members) in enumerate(samples, 1)]
+    return _collect(rows, on_error, str(spec))
+
+
+def locate_dataset(name: str) -> tuple[str, Path | str]:
+    """A training dataset's name -> ("manifest", file) or ("shards", folder or glob)."""
+    import yaml
+
+    from bench.data.registry import load_registry, registry_file
+
+    registry = load_registry()
+    target: Path | str = registry.get(name, name)
+    p = Path(target)
+    if p.is_dir() and (p / "dataset.yaml").is_file():
+        train = (yaml.safe_load((p / "dataset.yaml").read_text()) or {}).get("train") or {}
+        if "manifest" in train:
+            return "manifest", p / train["manifest"]
+        if "shards" in train:
+            return "shards", str(p / train["shards"])
+        raise ManifestError(f"{p / 'dataset.yaml'}: no 'train' section with a 'manifest' or 'shards' file "
+                            "(docs/data.md)")
+    if p.suffix == ".jsonl" or p.is_file() and p.suffix != ".tar":
+        return "manifest", p
+    if p.is_dir() or p.suffix == ".tar" or any(c in str(target) for c in "*?["):
+        return "shards", target
+    if name not in registry and "/" not in name:
+        raise ManifestError(f"training dataset {name!r} is not in the dataset registry {registry_file()}, nor a path")
+    raise ManifestError(f"training dataset {name!r}: {p} does not exist")
+
+
+def read_dataset(name: str, on_error: str = "fail") -> tuple[list[Record], list[str]]:
+    kind, where = locate_dataset(name)
+    return parse_manifest(Path(where), on_error) if kind == "manifest" else read_shard_records(where, on_error)
+
+
+def block_layout(weights: list[float], block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(dataset of each slot of a block, each slot's rank among its dataset's slots, slots per dataset):
+    counts by largest remainder, slots spread evenly (each dataset's slots at (j + 0.5) / count)."""
+    w = np.asarray(weights, dtype=np.float64)
+    exact = w / w.sum() * block
+    counts = np.floor(exact).astype(np.int64)
+    for d in np.argsort(-(exact - counts), kind="stable")[: block - counts.sum()]:
+        counts[d] += 1
+    keys = [((j + 0.5) / c, d, j) for d, c in enumerate(counts) for j in range(c)]
+    keys.sort()
+    owner = np.array([d for _, d, _ in keys], dtype=np.int64)
+    rank = np.array([j for _, _, j in keys], dtype=np.int64)
+    return owner, rank, counts
 
 
 @dataclass
 class ManifestSamples:
-    """Global position k -> a decoded sample; the order is a per-epoch permutation from the seed.
-    A file that fails to decode fails the run, or (on_error='skip') is replaced by the next record
-    and counted, so that every model still sees the same sequence."""
+    """Global position k -> a decoded sample of the mixture (one manifest when data.mixture is empty).
+
+    A file that fails to decode fails the run (on_error='fail', naming the file), or is replaced by the next
+    record of its dataset (on_error='skip'), deterministically, so every model still sees the same
+    sequence; the sample then carries "replaced": the files and reasons, for the run to log and count."""
 
     cfg: ManifestConfig
     seed: int
-    records: list[Record] = field(init=False)
+    mixture: tuple = ()
+    sources: list[tuple[str, float, list[Record]]] = field(init=False)
     skipped_lines: list[str] = field(init=False)
     failed_files: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self):
-        self.records, self.skipped_lines = parse_manifest(Path(self.cfg.path), self.cfg.on_error)
-        self._order: tuple[int, np.ndarray] | None = None
+        entries = list(self.mixture) or [MixtureEntry(self.cfg.path, 1.0)]
+        self.sources, self.skipped_lines = [], []
+        for e in entries:
+            records, skipped = read_dataset(e.name, self.cfg.on_error)
+            self.sources.append((e.name, e.weight, records))
+            self.skipped_lines += skipped
+        self.records = self.sources[0][2] if len(self.sources) == 1 else [r for _, _, rs in self.sources for r in rs]
+        self._owner, self._rank, self._counts = block_layout([w for _, w, _ in self.sources])
+        self._orders: dict[tuple[int, int], np.ndarray] = {}
 
-    def _record_index(self, k: int) -> int:
-        epoch, pos = divmod(k, len(self.records))
-        if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch, 31]).permutation(len(self.records)))
-        return int(self._order[1][pos])
+    def _order(self, d: int, epoch: int) -> np.ndarray:
+        if (d, epoch) not in self._orders:
+            n = len(self.sources[d][2])
+            # one dataset keeps the key of a single manifest (its order is unchanged by the mixture code)
+            key = [self.seed, epoch, 31] if len(self.sources) == 1 else [self.seed, d, epoch, 31]
+            if len(self._orders) > 8:
+                self._orders.clear()
+            self._orders[(d, epoch)] = np.random.default_rng(key).permutation(n)
+        return self._orders[(d, epoch)]
 
-    def load(self, rec: Record) -> np.ndarray:
+    def locate(self, k: int) -> tuple[int, int]:
+        """(dataset, record index) of position k."""
+        block, slot = divmod(k, BLOCK)
+        d = int(self._owner[slot])
+        j = block * int(self._counts[d]) + int(self._rank[slot])
+        epoch, pos = divmod(j, len(self.sources[d][2]))
+        return d, int(self._order(d, epoch)[pos])
+
+    def load(self, rec: Record, where: str = "") -> np.ndarray:
+        source = rec.path.blob() if hasattr(rec.path, "blob") else rec.path
         try:
             if rec.is_image:
-                return read_image(rec.path, self.cfg.frames, self.cfg.size)
-            return read_clip(rec.path, self.cfg.frames, self.cfg.size)
+                return read_image(source, self.cfg.frames, self.cfg.size)
+            return read_clip(source, self.cfg.frames, self.cfg.size)
         except Exception as e:  # any decoder failure: name the manifest line and the file
-            raise ManifestError(f"{self.cfg.path}:{rec.line}: cannot decode {rec.path}: {e}") from None
+            raise ManifestError(f"{where or self.cfg.path}:{rec.line}: cannot decode {rec.path}: {e}") from None
 
     def __getitem__(self, k: int) -> dict[str, Any]:
-        i = self._record_index(k)
-        for attempt in range(len(self.records)):
-            rec = self.records[(i + attempt) % len(self.records)]
+        d, i = self.locate(k)
+        name, _, records = self.sources[d]
+        replaced = []
+        for attempt in range(len(records)):
+            rec = records[(i + attempt) % len(records)]
             try:
-                video = self.load(rec)
+                video = self.load(rec, name)
                 break
             except ManifestError as e:
                 if self.cfg.on_error == "fail":
                     raise
                 self.failed_files[str(rec.path)] = str(e)
+                replaced.append(str(e))
         else:
-            raise ManifestError(f"{self.cfg.path}: no record could be decoded")
-        return {"video": video, "query": rec.query, "target": rec.target, "index": i, "position": k,
-                "kind": "manifest"}
+            raise ManifestError(f"{name}: no record could be decoded")
+        sample = {"video": video, "query": rec.query, "target": rec.target, "index": i, "position": k,
+                  "kind": "manifest", "dataset": name}
+        if replaced:
+            sample["replaced"] = replaced
+        return sample
 
     def caption_texts(self, n: int) -> list[str]:
         """The distinct targets of the first n caption records (no candidates: not a question's answer), in
         file order: what a Y-decoder learns from."""
         texts = [r.target for r in self.records if not r.candidates][:n]
         return list(dict.fromkeys(texts))
+
+    def mixture_summary(self) -> list[dict[str, Any]]:
+        """The mixture, for the run's parity block: each dataset's name, weight, share, records and a hash
+        of its records (what twins must share)."""
+        import hashlib
+
+        out = []
+        for (name, weight, records), count in zip(self.sources, self._counts):
+            h = hashlib.sha256()
+            for r in records:
+                h.update(f"{r.path}\x00{r.query}\x00{r.target}\x01".encode())
+            out.append({"name": name, "weight": weight, "share": int(count) / BLOCK, "records": len(records),
+                        "sha": h.hexdigest()[:16]})
+        return out
 
     def report(self) -> dict[str, Any]:
         """What was skipped: bad lines at parse time and files that failed to decode."""

@@ -11,9 +11,20 @@ from bench.data.shapes import TrainSamples
 
 SOURCES: dict[str, Callable[[DataConfig, int], PositionalSamples]] = {
     "shapes": lambda data, seed: TrainSamples(data, seed),
-    "manifest": lambda data, seed: ManifestSamples(data.manifest, seed),
+    "manifest": lambda data, seed: ManifestSamples(data.manifest, seed, tuple(data.mixture)),
 }
 
 
 def train_samples(data: DataConfig, seed: int) -> PositionalSamples:
     return SOURCES[data.source](data, seed)
+
+
+def stage_data(data: DataConfig, stage) -> DataConfig:
+    """The data config of one stage (a StagePlan): its data stage, and its own mixture, frames and size
+    where it sets them."""
+    import dataclasses
+
+    manifest = dataclasses.replace(data.manifest, frames=stage.frames or data.manifest.frames,
+                                   size=stage.size or data.manifest.size)
+    return dataclasses.replace(data, stage=stage.data_stage, manifest=manifest,
+                               mixture=list(stage.datasets) or data.mixture)

@@ -20,6 +20,7 @@ coupling.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +38,25 @@ DEFAULT_GOP = 250
 
 class VideoError(ValueError):
     """A file that cannot be read as a video or image; the message names the file."""
+
+
+class Blob:
+    """A media file held in memory (a member of a tar shard): readable like a path, named for errors."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data, self.name = data, name
+
+    def open(self) -> io.BytesIO:
+        return io.BytesIO(self.data)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _av_open(source):
+    import av
+
+    return av.open(source.open() if isinstance(source, Blob) else str(source))
 
 
 @dataclass(frozen=True)
@@ -68,11 +88,11 @@ def uniform_indices(n: int, frames: int) -> np.ndarray:
     return np.linspace(0, max(n - 1, 0), frames).round().astype(int)
 
 
-def probe(path: str | Path) -> VideoInfo:
+def probe(path) -> VideoInfo:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with _av_open(path) as container:
             s = container.streams.video[0]
             fps = float(s.average_rate or s.guessed_rate or 0) or 25.0
             n = s.frames
@@ -84,7 +104,7 @@ def probe(path: str | Path) -> VideoInfo:
         raise VideoError(f"{path}: cannot read as a video: {e}") from None
 
 
-def read_frames(path: str | Path, indices, size: int | None = None) -> np.ndarray:
+def read_frames(path, indices, size: int | None = None) -> np.ndarray:
     """The frames at the given indices (any order, repeats allowed), (len, S, S, 3) uint8 RGB with
     S = size (short side resized, centre crop) or the video's own size when size is None."""
     import av
@@ -92,7 +112,7 @@ def read_frames(path: str | Path, indices, size: int | None = None) -> np.ndarra
     want = sorted(set(int(i) for i in indices))
     got: dict[int, np.ndarray] = {}
     try:
-        with av.open(str(path)) as container:
+        with _av_open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             rate = Fraction(stream.average_rate or stream.guessed_rate or 25)
@@ -140,12 +160,12 @@ def _forward_is_cheaper(pos: int, target: int, keys: list[int]) -> bool:
     return landing <= pos
 
 
-def read_all_frames(path: str | Path, size: int | None = None, every: int = 1):
+def read_all_frames(path, size: int | None = None, every: int = 1):
     """Every `every`-th frame in order, resized: a generator, so a long video is never held whole."""
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with _av_open(path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
@@ -156,12 +176,12 @@ def read_all_frames(path: str | Path, size: int | None = None, every: int = 1):
         raise VideoError(f"{path}: cannot decode: {e}") from None
 
 
-def read_image(path: str | Path, frames: int, size: int | None = None) -> np.ndarray:
+def read_image(path, frames: int, size: int | None = None) -> np.ndarray:
     """An image as a clip: the frame repeated `frames` times."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
+        with Image.open(path.open() if isinstance(path, Blob) else path) as im:
             arr = np.array(im.convert("RGB"))  # a writable copy
     except (UnidentifiedImageError, OSError) as e:
         raise VideoError(f"{path}: cannot read as an image: {e}") from None
@@ -169,11 +189,11 @@ def read_image(path: str | Path, frames: int, size: int | None = None) -> np.nda
     return np.repeat(arr[None], frames, axis=0)
 
 
-def is_image(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+def is_image(path) -> bool:
+    return Path(str(path)).suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_clip(path: str | Path, frames: int, size: int | None = None) -> np.ndarray:
+def read_clip(path, frames: int, size: int | None = None) -> np.ndarray:
     """T frames sampled uniformly over a video, or an image filling the clip."""
     if is_image(path):
         return read_image(path, frames, size)
@@ -265,7 +285,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"writing {path}: {n} frames of {w}x{args.height} at {args.fps:g} fps (H.264, key frame every 250)")
         rng = np.random.default_rng(0)
         base = rng.integers(0, 255, (args.height // 8, w // 8, 3), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
-        chunk = []
         import av
 
         with av.open(path, "w") as c:
@@ -278,7 +297,6 @@ def main(argv: list[str] | None = None) -> int:
                     c.mux(packet)
             for packet in s.encode():
                 c.mux(packet)
-        del chunk
     info = probe(path)
     print(f"video: {info.frames} frames, {info.width}x{info.height}, {info.fps:g} fps, "
           f"{Path(path).stat().st_size / 2**20:.0f} MiB")

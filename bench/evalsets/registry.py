@@ -2,13 +2,7 @@
 
 `eval.sets` names, per task, one or more eval sets:
 - `shapes`, or `shapes:<split>`: the shapes world (bench/evalsets/shapes.py);
-- a name in the dataset registry: a YAML file that maps names to dataset folders, so that a cluster sets
-  its paths once. It is $VLJEPA_DATASETS, else experiments/datasets.yaml (the paper's sets):
-
-      root: /datasets              # relative paths below resolve here; $VLJEPA_DATA_ROOT overrides it
-      datasets:
-        kinetics400: kinetics400   # -> /datasets/kinetics400 (a folder with a dataset.yaml)
-        msrvtt: /data/msrvtt/1k-A
+- a name in the dataset registry (bench/data/registry.py: names -> dataset folders, set once a cluster);
 
 - a path to a dataset folder (anything with a '/').
 
@@ -21,51 +15,16 @@ or submitted; its errors name the config, the key, the set and the missing path.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
-import yaml
-
+from bench.data.registry import RegistryError, load_registry, registry_file
 from bench.evalsets.disk import DatasetError, disk_set, limit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_REGISTRY = REPO_ROOT / "experiments" / "datasets.yaml"
-REGISTRY_ENV, ROOT_ENV = "VLJEPA_DATASETS", "VLJEPA_DATA_ROOT"
 SHAPES = "shapes"
 
 
 class EvalSetError(ValueError):
     """An eval set that cannot be used; the message names where it was asked for and what is wrong."""
-
-
-def registry_file() -> Path:
-    return Path(os.environ.get(REGISTRY_ENV) or DEFAULT_REGISTRY)
-
-
-def load_registry(path: Path | None = None) -> dict[str, Path]:
-    """Dataset name -> folder, from the registry file (empty when there is none)."""
-    path = path or registry_file()
-    if not path.is_file():
-        if os.environ.get(REGISTRY_ENV):
-            raise EvalSetError(f"${REGISTRY_ENV} names {path}, which does not exist")
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise EvalSetError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("datasets", {}), dict):
-        raise EvalSetError(f"{path}: expected a mapping with 'root' (optional) and 'datasets' (name -> folder)")
-    root = Path(os.environ.get(ROOT_ENV) or data.get("root") or ".")
-    root = root if root.is_absolute() else path.parent / root
-    out = {}
-    for name, folder in (data.get("datasets") or {}).items():
-        if isinstance(folder, dict):
-            folder = folder.get("path")
-        if not isinstance(folder, str):
-            raise EvalSetError(f"{path}: datasets.{name} must be a folder path, got {folder!r}")
-        p = Path(os.path.expanduser(folder))
-        out[str(name)] = p if p.is_absolute() else root / p
-    return out
 
 
 def planned(cfg) -> dict[str, list[str]]:
@@ -152,7 +111,7 @@ def validate(cfg, where: str = "") -> None:
     try:
         plan = planned(cfg)
         registry = load_registry()
-    except EvalSetError as e:
+    except (EvalSetError, RegistryError) as e:
         raise EvalSetError(prefix + str(e)) from None
     frames, size = clip_shape(cfg)
     problems = []
