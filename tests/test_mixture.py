@@ -67,6 +67,17 @@ def test_shards_give_the_samples_of_their_manifest(two_manifests, tmp_path):
         assert (a["video"] == b["video"]).all() and (a["query"], a["target"]) == (b["query"], b["target"])
 
 
+def test_prepared_shards_hold_the_clips_a_run_reads_and_only_at_that_shape(two_manifests, tmp_path):
+    manifest, _ = two_manifests
+    write_shards(manifest, tmp_path / "prepared", per_shard=100, frames=4, size=32, lossless=True)
+    original = ManifestSamples(ManifestConfig(path=str(manifest), frames=4, size=32), 0)
+    prepared = ManifestSamples(ManifestConfig(path=str(tmp_path / "prepared"), frames=4, size=32), 0)
+    for k in (0, 5, 250):
+        assert (original[k]["video"] == prepared[k]["video"]).all()
+    with pytest.raises(ManifestError, match="prepared as clips of 4 frames at 32 px, but this stage reads 8 frames"):
+        ManifestSamples(ManifestConfig(path=str(tmp_path / "prepared"), frames=8, size=32), 0)
+
+
 def test_an_unreadable_file_is_replaced_and_counted_or_fails_naming_it(two_manifests, tmp_path):
     manifest, _ = two_manifests
     lines = manifest.read_text().splitlines()

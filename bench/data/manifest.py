@@ -18,7 +18,7 @@ layout sees the same sequence, and the proportions are exact at every block boun
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Record:
     target: str
     candidates: tuple[str, ...] = ()
     label: int | None = None
+    prepared: tuple[int, int] | None = None  # a prepared shard's clip shape (frames, size)
 
 
 def _record(n: int, media: Any, is_image: bool, texts: dict) -> Record:
@@ -100,7 +101,10 @@ def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[R
         if len(media) != 1 or ".json" not in members:
             raise ValueError("a sample needs one media member (video or image) and a .json")
         is_image = Path(media[0].name).suffix.lower() in IMAGE_SUFFIXES
-        return _record(n, media[0], is_image, sample_texts(members[".json"]))
+        texts = sample_texts(members[".json"])
+        record = _record(n, media[0], is_image, texts)
+        shape = texts.get("prepared")
+        return replace(record, prepared=(shape["frames"], shape["size"])) if shape else record
 
     samples = [(path, key, members) for path in paths for key, members in index_shard(path)]
     rows = [(f"{path}:{key}", lambda n=n, m=members: sample(n, m)) for n, (path, key, members) in enumerate(samples, 1)]
@@ -173,6 +177,11 @@ class ManifestSamples:
         self.sources, self.skipped_lines = [], []
         for e in entries:
             records, skipped = read_dataset(e.name, self.cfg.on_error)
+            shape = records[0].prepared
+            if shape and shape != (self.cfg.frames, self.cfg.size):
+                raise ManifestError(f"{e.name}: shards prepared as clips of {shape[0]} frames at {shape[1]} px, but "
+                                    f"this stage reads {self.cfg.frames} frames at {self.cfg.size} px; prepare them "
+                                    "again (python -m bench.data.shards --frames --size) or read the originals")
             self.sources.append((e.name, e.weight, records))
             self.skipped_lines += skipped
         self.records = self.sources[0][2] if len(self.sources) == 1 else [r for _, _, rs in self.sources for r in rs]

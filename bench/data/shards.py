@@ -7,6 +7,11 @@ A shard is a plain tar whose members are grouped into samples by key (the name u
 `000000123.mp4` (or .jpg/.png/...) holds the media, `000000123.json` the texts
 ({"query", "target", "candidates"?, "label"?}), the layout the `webdataset` library reads and writes.
 
+`--frames T --size S` prepares shards: each sample stores the clip a run reads at that shape (T frames
+uniformly over the video, short side to S, centre crop; H.264, lossy unless --lossless), so that the
+loader decodes T small frames instead of seeking through a long, large video. A prepared shard is read
+only at its own shape (checked when the data is opened).
+
 The suite reads shards itself rather than through `webdataset`: its pipelines stream (shuffle buffers,
 iterable datasets), while this loader needs any sample as a pure function of its global position, so
 that resume is one integer and the rank layout is exact. The standard library's tarfile gives each
@@ -78,8 +83,24 @@ def sample_texts(member: Member) -> dict:
         return json.loads(f.read(member.size))
 
 
-def write_shards(manifest: Path, out: Path, per_shard: int = 1000) -> list[Path]:
-    """One sample per manifest line, in order, per_shard samples a shard; returns the shards."""
+def clip_bytes(source, frames: int, size: int, lossless: bool = False) -> bytes:
+    """The clip a run reads from a video or image (T frames uniformly, short side to size, centre crop),
+    encoded as a small mp4: what a prepared shard stores."""
+    import tempfile
+
+    from bench.data.video import read_clip, write_video
+
+    clip = read_clip(source, frames, size)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_video(Path(tmp) / "clip.mp4", clip, fps=frames, lossless=lossless)
+        return (Path(tmp) / "clip.mp4").read_bytes()
+
+
+def write_shards(manifest: Path, out: Path, per_shard: int = 1000, frames: int | None = None,
+                 size: int | None = None, lossless: bool = False) -> list[Path]:
+    """One sample per manifest line, in order, per_shard samples a shard; returns the shards. With frames
+    and size, each sample stores the clip a run reads at that shape ("prepared"), not the whole video:
+    reading it then decodes T small frames."""
     from bench.data.manifest import parse_manifest
 
     records, _ = parse_manifest(manifest)
@@ -96,8 +117,12 @@ def write_shards(manifest: Path, out: Path, per_shard: int = 1000) -> list[Path]
                     texts["candidates"] = list(rec.candidates)
                 if rec.label is not None:
                     texts["label"] = rec.label
-                for name, data in ((key + Path(str(rec.path)).suffix.lower(), Path(rec.path).read_bytes()),
-                                   (key + ".json", json.dumps(texts).encode())):
+                if frames:
+                    media = (key + ".mp4", clip_bytes(rec.path, frames, size, lossless))
+                    texts["prepared"] = {"frames": frames, "size": size}
+                else:
+                    media = (key + Path(str(rec.path)).suffix.lower(), Path(rec.path).read_bytes())
+                for name, data in (media, (key + ".json", json.dumps(texts).encode())):
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
@@ -127,9 +152,12 @@ def _bench(n: int, workers_per_gpu: int, consumption: float) -> int:
         lines.append({"video": f"clips/{i}.mp4", "query": "", "target": f"clip {i}"})
     (root / "manifest.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     write_shards(root / "manifest.jsonl", root / "shards", per_shard=max(1, n // 4))
+    write_shards(root / "manifest.jsonl", root / "prepared", per_shard=max(1, n // 4), frames=16, size=256)
     print(f"format\tclips/s per worker\tworkers per GPU for 5x {consumption:g} samples/s")
     for label, cfg in (("mp4 files", ManifestConfig(path=str(root / "manifest.jsonl"), frames=16, size=256)),
-                       ("tar shards", ManifestConfig(path=str(root / "shards"), frames=16, size=256))):
+                       ("tar shards", ManifestConfig(path=str(root / "shards"), frames=16, size=256)),
+                       ("prepared shards (16x256 clips)", ManifestConfig(path=str(root / "prepared"), frames=16,
+                                                                        size=256))):
         samples = ManifestSamples(cfg, seed=0)
         samples[0]  # warm up: imports, codec
         t = time.perf_counter()
@@ -145,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", type=Path, help="the manifest to convert")
     p.add_argument("--out", type=Path, help="the folder of shards")
     p.add_argument("--per-shard", type=int, default=1000)
+    p.add_argument("--frames", type=int, help="store each sample's clip at this many frames (prepared shards)")
+    p.add_argument("--size", type=int, default=256, help="with --frames: the clip's size")
+    p.add_argument("--lossless", action="store_true", help="with --frames: lossless RGB H.264 (large)")
     p.add_argument("--bench", action="store_true", help="time one loader worker on mp4 files and on shards")
     p.add_argument("--clips", type=int, default=40, help="clips in the benchmark")
     p.add_argument("--consumption", type=float, default=43.0,
@@ -154,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args.clips, 0, args.consumption)
     if not (args.manifest and args.out):
         p.error("--manifest and --out are needed (or --bench)")
-    shards = write_shards(args.manifest, args.out, args.per_shard)
+    shards = write_shards(args.manifest, args.out, args.per_shard, args.frames, args.size if args.frames else None,
+                          args.lossless)
     print(f"{len(shards)} shard(s) in {args.out}")
     return 0
 
