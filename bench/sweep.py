@@ -158,7 +158,8 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
             if len(values) > 1:
                 problems.append(f"seed {seed}: '{key}' differs between runs of one comparison group, "
                                 f"but the sweep does not vary it")
-        if fingerprints and not any(k == "data" or k.startswith("data.") for k in swept):
+        varies_data = any(k.split(".")[0] == "data" or k.startswith("train.stages") for k in swept)
+        if fingerprints and not varies_data:  # a sweep over the data or the stages reads other data by design
             from bench.data.loader import fingerprint
             from bench.data.sources import stage_data, train_samples
             from bench.engine import plan_stages

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import REPO_ROOT, load_sweep_config
+from bench.config import EXPERIMENTS, REPO_ROOT, load_sweep_config
 from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl
 from bench.sweep import SweepError, check_parity, expand, grid_points, main
 from tests.conftest import FAST_Y, SMALL_DATA
@@ -246,3 +246,11 @@ def test_slurm_states_list_each_array_element(slurm, tmp_path):
         assert not any("None" in s for s in states.values())
     finally:
         subprocess.run(["scancel", job], capture_output=True)
+
+
+@pytest.mark.parametrize("sweep", sorted(str(p.relative_to(EXPERIMENTS)) for d in ("comparison", "ablations")
+                                         for p in (EXPERIMENTS / d).glob("*.yaml")))
+def test_every_shipped_tiny_sweep_validates(sweep, capsys):
+    from bench.sweep import main
+
+    assert main([sweep, "--dry-run"]) == 0, capsys.readouterr().err
