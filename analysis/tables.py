@@ -153,7 +153,7 @@ SOTA_METRICS = [("classification", "top1", "top1"), ("retrieval", "t2v_R@1", "R@
 def _evaluated_on(rows: pd.DataFrame) -> str:
     """What a task's summary rows were measured on: the shapes world, one dataset, or a mean over sets."""
     datasets = rows["dataset"].dropna().unique() if "dataset" in rows else []
-    if len(datasets) == 0 or all(str(d).startswith("shapes") for d in datasets):
+    if len(datasets) == 0 or all(str(d) == "shapes" or str(d).startswith("shapes:") for d in datasets):
         return "shapes world"
     if list(datasets) == ["mean"]:
         sets = json.loads(rows["sets"].dropna().iloc[0])
@@ -194,7 +194,8 @@ def per_dataset_markdown(full: pd.DataFrame) -> str:
     if "dataset" not in full:
         return ""
     f = final_values(full.dropna(subset=["dataset", "sweep"]))
-    f = f[~f["dataset"].astype(str).str.startswith("shapes")]
+    in_memory = f["dataset"].astype(str).str.fullmatch(r"shapes(:\w+)?")  # the world itself, not files
+    f = f[~in_memory]
     if f.empty:
         return ""
     ref = reference("per_dataset")

@@ -187,3 +187,7 @@ def test_a_sweep_trains_on_exported_files_and_evaluates_every_task_from_them(exp
     evals = [r for d in (tmp_path / "results" / "runs").iterdir() for r in read_jsonl(d / "evals.jsonl")]
     assert {r["task"] for r in evals} == set(TASKS)
     assert {r["dataset"] for r in evals} == {"shapes_val"}
+    from analysis.report import build
+
+    text = build(tmp_path / "results", tmp_path / "report").read_text()
+    assert "## Per dataset, beside the paper" in text and "| files | vljepa | classification | shapes_val | top1 |" in text
