@@ -79,9 +79,10 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
     if errors:
         raise SweepError(f"{len(errors)} invalid run(s) in {sweep_file}; nothing was submitted:\n  - "
                          + "\n  - ".join(errors))
-    problems = [f"eval sets: {p}" for p in check_eval_sets(runs)] + [f"training data: {p}" for p in check_training_data(runs)]
+    problems = [f"model: {p}" for p in check_models(runs)] + [f"eval sets: {p}" for p in check_eval_sets(runs)] + \
+        [f"training data: {p}" for p in check_training_data(runs)]
     if problems:
-        raise SweepError(f"{sweep_file}: data not usable; nothing was submitted:\n  - " + "\n  - ".join(problems))
+        raise SweepError(f"{sweep_file}: {len(problems)} problem(s); nothing was submitted:\n  - " + "\n  - ".join(problems))
     return runs
 
 
@@ -120,6 +121,19 @@ def check_training_data(runs: list[SweepRun]) -> list[str]:
                     checked[name] = f"key '{key}', dataset {name!r}: {e}"
             if checked[name]:
                 problems.setdefault(checked[name], []).append(f"[{r.condition}] seed {r.seed}")
+    return _grouped(problems, runs)
+
+
+def check_models(runs: list[SweepRun]) -> list[str]:
+    """Every run's model.name is registered (models/registry.py)."""
+    from models import registry
+
+    problems: dict[str, list[str]] = {}
+    for r in runs:
+        try:
+            registry.get(r.cfg.model.name)
+        except KeyError as e:
+            problems.setdefault(f"key 'model.name': {e.args[0]}", []).append(f"[{r.condition}] seed {r.seed}")
     return _grouped(problems, runs)
 
 
@@ -173,6 +187,16 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
             if len(prints) > 1:
                 problems.append(f"seed {seed}: the runs would read different data ({sorted(prints)})")
     return problems
+
+
+def parity_summary(runs: list[SweepRun], swept: list[str]) -> str:
+    """What the parity check held equal inside each seed's comparison group, in one line."""
+    groups = len({r.seed for r in runs})
+    held = [k for k in PARITY_KEYS if not any(s == k or s.startswith(k + ".") or k.startswith(s + ".") for s in swept)]
+    varies = any(k.split(".")[0] == "data" or k.startswith("train.stages") for k in swept)
+    prints = "" if varies else " and the first 16 samples (loader fingerprint)"
+    return (f"parity: {groups} comparison group(s) of {len(runs) // max(groups, 1)} run(s), each equal in "
+            f"{', '.join(held)}{prints}; varied: {', '.join(swept) or 'nothing'}")
 
 
 def run_state(r: SweepRun) -> str:
@@ -274,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
+    if not args.status:
+        print(parity_summary(runs, swept))
     if args.status:
         print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, status_lines(sweep, runs)))
         return 0

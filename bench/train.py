@@ -47,13 +47,19 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def git_commit() -> str:
+CODE = ("bench", "models", "analysis", "experiments")  # what a run's results depend on
+
+
+def git_commit(root: Path = REPO_ROOT) -> str:
+    """HEAD, with "-dirty" when tracked files changed or untracked files sit in the code's folders."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
+        untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--", *CODE], cwd=root,
+                                   capture_output=True, text=True).stdout.strip()
+        return sha + ("-dirty" if dirty or untracked else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 

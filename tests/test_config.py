@@ -151,3 +151,29 @@ def test_error_in_a_base_file_names_that_file(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_run_config(f)
     assert "base.yaml: key 'train.lr'" in str(e.value) and "run.yaml" not in str(e.value)
+
+
+def test_an_empty_config_file_is_an_error(tmp_path):
+    (tmp_path / "empty.yaml").write_text("# nothing but a comment\n")
+    with pytest.raises(ConfigError, match=r"empty.yaml: the file is empty"):
+        load_run_config(tmp_path / "empty.yaml")
+
+
+def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
+    import subprocess
+
+    from bench.train import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "a.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "notes.txt").write_text("outside the code\n")
+    assert not git_commit(tmp_path).endswith("-dirty")
+    (tmp_path / "bench" / "new_model.py").write_text("y = 2\n")  # an untracked module a run may import
+    assert git_commit(tmp_path).endswith("-dirty")

@@ -254,3 +254,15 @@ def test_every_shipped_tiny_sweep_validates(sweep, capsys):
     from bench.sweep import main
 
     assert main([sweep, "--dry-run"]) == 0, capsys.readouterr().err
+
+
+def test_dry_run_shows_parity_and_rejects_an_unregistered_model(capsys):
+    from bench.sweep import main
+
+    assert main(["comparison/jepa_vs_vlm.yaml", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "parity: 3 comparison group(s) of 2 run(s), each equal in model.x_encoder" in out
+    assert "varied: model.name, model.lm.layers" in out
+    assert main(["ablations/loss.yaml", "model.name=vljepaa", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "model.name='vljepaa' is not registered; did you mean 'vljepa'?" in err and "nothing was submitted" in err
