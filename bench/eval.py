@@ -5,7 +5,8 @@
     python -m bench.eval results/runs/<run_id>/checkpoints/<tag>
 
 --sets replaces the run's eval sets of a task (registry names or dataset folders, bench/evalsets). Writes
-the records to <run_dir>/ondemand/<tag>.jsonl, each task's as it finishes, and prints a table.
+the records to <run_dir>/ondemand/<tag>.jsonl, each task's as it finishes, the per-item outputs (captions,
+choices) to <run_dir>/ondemand/<tag>.predictions/, and prints a table.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bench.configlib import from_dict
 from bench.data.sources import train_samples
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
-from bench.results import RUN_RECORD, append_jsonl, read_json
+from bench.results import RUN_RECORD, append_jsonl, prediction_writer, read_json
 from bench.tasks import TASKS, evaluate
 from bench.tasks.common import EvalContext
 
@@ -98,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         from bench.cache import attach_target_cache
 
         attach_target_cache(model, source, cache_dir())
-    ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source)
     out = run / "ondemand" / f"{ckpt.name}.jsonl"
+    ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source,
+                              predictions=prediction_writer(run / "ondemand" / f"{ckpt.name}.predictions"))
     if out.is_file():
         out.unlink()
     rid = record_id(run)

@@ -4,6 +4,7 @@
         run.json        the run record: resolved config, run_id, git commit, versions, parity, status
         metrics.jsonl   one line per logged optimizer step (loss, lr, grad norm, samples/s, samples_seen)
         evals.jsonl     one line per (samples_seen, task, metric): value and chance level
+        predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices)
         checkpoints/    DeepSpeed checkpoints and the LATEST pointer
         y_decoder/      the Y-decoder trained for this run (VL-JEPA captioning)
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 RUN_RECORD = "run.json"
+PREDICTIONS = "predictions"
 METRICS = "metrics.jsonl"
 EVALS = "evals.jsonl"
 
@@ -89,3 +91,15 @@ def run_dir(output_dir: str | Path, run_id: str) -> Path:
 def run_status(directory: Path) -> str | None:
     rec = directory / RUN_RECORD
     return read_json(rec).get("status") if rec.is_file() else None
+
+
+def prediction_writer(folder: Path):
+    """(task, eval set, rows) -> folder/<task>__<set>.jsonl, written whole (a set named by a path is
+    flattened to one file name): what EvalContext.predictions expects."""
+    import re
+
+    def write(task: str, evalset: str, rows: list[dict]) -> None:
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", evalset).strip("_") or "set"
+        write_atomic(folder / f"{task}__{name}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+    return write

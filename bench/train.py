@@ -30,8 +30,8 @@ from bench.data.loader import SharedLoader, fingerprint
 from bench.data.shapes import ShapesWorld
 from bench.data.sources import stage_data, train_samples
 from bench.engine import StagePlan, make_engine, plan_stages
-from bench.results import (DONE, EVALS, FAILED, METRICS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
-                           read_json, run_dir, truncate_jsonl, write_json)
+from bench.results import (DONE, EVALS, FAILED, METRICS, PREDICTIONS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
+                           prediction_writer, read_json, run_dir, truncate_jsonl, write_json)
 from bench.tasks import evaluate
 from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.tasks.common import EvalContext
@@ -158,8 +158,9 @@ class Run:
         if self.eval_sets is None:
             self.eval_sets = load_sets(self.cfg, self.world)
         source = train_samples(self._stage_data(stage), self.cfg.seed)
+        kept = prediction_writer(self.dir / PREDICTIONS / f"{samples_seen:012d}") if self.env.is_main else None
         ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
-                                  self.env.rank, self.log)
+                                  self.env.rank, self.log, kept)
         recs = evaluate(model, ctx, self.cfg.eval.tasks)
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]

@@ -124,3 +124,25 @@ def test_eval_cli_on_a_finished_run(tmp_path, capsys):
     assert main([str(tmp_path / rec["run_id"]), "--tasks", "classification", "vqa", "--size", "16"]) == 0
     out = capsys.readouterr().out
     assert "| classification | shapes | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()
+    kept = list((tmp_path / rec["run_id"] / "ondemand").glob("*.predictions/*.jsonl"))
+    assert sorted(p.name for p in kept) == ["classification__shapes.jsonl", "vqa__shapes.jsonl"]
+
+
+def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
+    """Every number can be audited: the captions and choices a task kept give its metrics again."""
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides())
+    model = build_model(cfg)
+    kept: dict[tuple[str, str], list[dict]] = {}
+    ctx.predictions = lambda task, name, rows: kept.__setitem__((task, name), rows)
+    try:
+        recs = {(r["task"], r["metric"]): r["value"] for r in evaluate(model, ctx, ["captioning", "classification", "vqa"])}
+    finally:
+        ctx.predictions = None
+    caps = kept[("captioning", "shapes")]
+    cider = captionmetrics.caption_scores({str(r["item"]): r["prediction"] for r in caps},
+                                          {str(r["item"]): r["references"] for r in caps}, ("CIDEr",))["CIDEr"]
+    assert 100 * cider == pytest.approx(recs[("captioning", "CIDEr")], abs=1e-9)
+    cls = kept[("classification", "shapes")]
+    assert 100 * np.mean([r["top5"][0] == r["label"] for r in cls]) == pytest.approx(recs[("classification", "top1")])
+    vqa = kept[("vqa", "shapes")]
+    assert len(vqa) == 24 and 100 * np.mean([r["chosen"] == r["answer"] for r in vqa]) == pytest.approx(recs[("vqa", "accuracy")])

@@ -64,6 +64,9 @@ def test_run_records_budget_metrics_and_evals(tmp_path):
     evals = read_jsonl(d / EVALS)
     assert sorted({r["samples_seen"] for r in evals}) == [0, 128, 256]
     assert all(r["chance"] is not None for r in evals)
+    assert {r["dataset"] for r in evals} == {"shapes"}
+    kept = sorted(p.relative_to(d / "predictions").as_posix() for p in (d / "predictions").rglob("*.jsonl"))
+    assert kept == [f"{n:012d}/{t}__shapes.jsonl" for n in (0, 128, 256) for t in ("classification", "vqa")]
     parity = record["parity"]
     assert parity["budget_samples"] == 256 and parity["x_encoder_hash"] and parity["loader_fingerprint"]
     assert record["git_commit"] and record["versions"]["deepspeed"]

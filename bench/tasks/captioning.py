@@ -34,6 +34,8 @@ def run(model, ctx: EvalContext, s: CaptioningSet) -> list[dict]:
                 ceiling.update(zip(keys[a:a + ctx.batch], model.decoder.generate(emb, ctx.decode_tokens)))
     # one Java tokenizer call for every text scored below
     tokenized = ptb_tokenize([*outputs.values(), *ceiling.values(), *(r for rs in refs.values() for r in rs)])
+    ctx.keep("captioning", s, [{"item": int(k), "prediction": outputs[k], "references": refs[k],
+                                **({"ceiling": ceiling[k]} if k in ceiling else {})} for k in outputs])
     scores = caption_scores(outputs, refs, ctx.caption_metrics, tokenized)
     # reported x100, as papers do (the paper's "14.8 CIDEr" is 0.148)
     recs = [metric("captioning", name, 100 * value, None, n=len(indices)) for name, value in scores.items()]

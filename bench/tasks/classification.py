@@ -20,6 +20,9 @@ def run(model, ctx: EvalContext, s: ClassificationSet) -> list[dict]:
         per_template = [model.score(batch, [t.format(n) for n in names]).float().cpu() for t in s.templates]
         scores[sl] = torch.stack(per_template).mean(0)
     K = len(names)
+    top = scores.topk(min(5, K), dim=1).indices
+    ctx.keep("classification", s, [{"item": i, "label": int(answers[i]), "top5": top[i].tolist()}
+                                   for i in range(len(answers))])
     return [metric("classification", "top1", 100 * topk_hits(scores, answers, 1).mean(), 100 / K, n=len(answers)),
             metric("classification", "top5", 100 * topk_hits(scores, answers, 5).mean(), 100 * min(5, K) / K,
                    n=len(answers))]

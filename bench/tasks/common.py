@@ -39,10 +39,16 @@ class EvalContext:
     decoder_texts: Callable[[], list[str]] | None = None
     # the frozen X-encoder's cached output for a set's clips, or None to encode pixels (bench/cache.py)
     features: Callable[[Visuals], np.ndarray | None] | None = field(default=None, repr=False)
+    # keeps each task's per-item outputs (task, set name, rows): what its metrics were computed from
+    predictions: Callable[[str, str, list[dict]], None] | None = field(default=None, repr=False)
+
+    def keep(self, task: str, evalset, rows: list[dict]) -> None:
+        if self.predictions is not None:
+            self.predictions(task, evalset.name, rows)
 
     @classmethod
     def for_run(cls, cfg, model, data_stage: str, device, sets: dict[str, list], train_samples,
-                rank: int = 0, log=None) -> "EvalContext":
+                rank: int = 0, log=None, predictions=None) -> "EvalContext":
         """The context a run evaluates in: its eval sets, the queries of its data stage, captions of its
         training data for a Y-decoder, and (with data.cache) the cached features of every set's clips."""
         features = None
@@ -51,8 +57,10 @@ class EvalContext:
             from bench.cache import feature_lookup
 
             features = feature_lookup(model.x_encoder, cache_dir(), rank, log)
-        return cls.from_config(cfg, sets, stage_queries(data_stage), device,
-                               lambda: train_samples.caption_texts(cfg.eval.decoder_clips), features)
+        ctx = cls.from_config(cfg, sets, stage_queries(data_stage), device,
+                              lambda: train_samples.caption_texts(cfg.eval.decoder_clips), features)
+        ctx.predictions = predictions
+        return ctx
 
     @classmethod
     def from_config(cls, cfg, sets: dict[str, list], queries: dict[str, str], device, decoder_texts=None,

@@ -12,20 +12,23 @@ from bench.evalsets.sets import ChoiceSet
 from bench.tasks.common import EvalContext, clip_batches, metric
 
 
-def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = "") -> dict[str, list]:
+def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = "", task: str = "vqa") -> dict[str, list]:
     """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K). An item
-    without a question is asked default_query."""
+    without a question is asked default_query. Each item's choice is kept (ctx.keep)."""
     by_k: dict[int, list[int]] = defaultdict(list)
     for j, cands in enumerate(s.candidates):
         by_k[len(cands)].append(j)
     out: dict[str, list] = defaultdict(list)
+    chosen: dict[int, int] = {}
     for group in by_k.values():
         questions = [s.questions[j] or default_query for j in group]
         for sl, batch in clip_batches(ctx, s.visuals, [s.visual[j] for j in group], questions):
             part = group[sl]
             scores = model.score(batch, [list(s.candidates[j]) for j in part]).float().cpu()
             for j, row in zip(part, scores):
-                out[s.kinds[j]].append((int(row.argmax()) == s.answers[j], 1 / len(s.candidates[j])))
+                chosen[j] = int(row.argmax())
+                out[s.kinds[j]].append((chosen[j] == s.answers[j], 1 / len(s.candidates[j])))
+    ctx.keep(task, s, [{"item": j, "kind": s.kinds[j], "answer": s.answers[j], "chosen": chosen[j]} for j in sorted(chosen)])
     return out
 
 

@@ -10,4 +10,4 @@ from bench.tasks.vqa import choice_accuracy, summarise
 
 
 def run(model, ctx: EvalContext, s: ChoiceSet) -> list[dict]:
-    return summarise("world", choice_accuracy(model, ctx, s, ctx.queries["world"]), per_kind=False)
+    return summarise("world", choice_accuracy(model, ctx, s, ctx.queries["world"], "world"), per_kind=False)
