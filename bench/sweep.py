@@ -15,7 +15,7 @@ import itertools
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,12 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
     from bench.config import parse_override
 
     cli = dict(parse_override(o) for o in overrides)
+    cli_error = None
+    if cli:
+        try:
+            load_run_config(sweep.base, {**sweep.set, **cli}, relative_to=sweep_file.parent, source="command line")
+        except ConfigError as e:
+            cli_error = e
     runs, errors = [], []
     for point in grid_points(sweep):
         label = condition_label(point)
@@ -76,6 +82,8 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
                 errors.append(str(e))
                 continue
             runs.append(SweepRun(cfg, seed, point, label))
+    if errors and cli_error is not None:  # the command line's mistake: said once, not once per run
+        raise cli_error
     if errors:
         raise SweepError(f"{len(errors)} invalid run(s) in {sweep_file}; nothing was submitted:\n  - "
                          + "\n  - ".join(errors))
@@ -286,9 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--status", action="store_true", help="each run's state; submit nothing")
     p.add_argument("--max-parallel", type=int, help="runs at once (local: default 1; slurm: the array throttle)")
     p.add_argument("--wait", action="store_true", help="slurm: wait until every job ends")
+    p.add_argument("--results", help="the results store (runs/ and sweeps/ inside); default: the sweep file's "
+                                     "'results', else results/")
     args = p.parse_intermixed_args(argv)  # overrides may come before or after the options
     try:
         sweep, sweep_file = load_sweep_config(args.file)
+        if args.results:
+            sweep = replace(sweep, results=args.results)
         runs = expand(sweep, sweep_file, args.overrides)
     except (ConfigError, SweepError) as e:
         print(f"error: {e}", file=sys.stderr)

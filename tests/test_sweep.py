@@ -266,3 +266,20 @@ def test_dry_run_shows_parity_and_rejects_an_unregistered_model(capsys):
     assert main(["ablations/loss.yaml", "model.name=vljepaa", "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "model.name='vljepaa' is not registered; did you mean 'vljepa'?" in err and "nothing was submitted" in err
+
+
+def test_a_misspelt_override_is_reported_once_and_results_go_where_asked(tmp_path, capsys):
+    from bench.sweep import main
+
+    assert main(["ablations/loss.yaml", "train.lrr=1", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("unknown key 'train.lrr'") == 1 and err.startswith("error: command line:")
+    assert main(["comparison/selective.yaml", "--results", str(tmp_path / "store"), "--dry-run"]) == 0
+    from dataclasses import replace
+
+    from bench.config import load_sweep_config
+    from bench.sweep import expand
+
+    sweep, path = load_sweep_config("comparison/selective.yaml")
+    runs = expand(replace(sweep, results=str(tmp_path / "store")), path)
+    assert all(r.cfg.output_dir == str((tmp_path / "store" / "runs").resolve()) for r in runs)
