@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
+from bench.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
 from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, reference  # noqa: E402
 

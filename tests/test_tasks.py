@@ -14,7 +14,7 @@ from bench.tasks import TASKS, evaluate
 from bench.tasks import captionmetrics
 from bench.tasks.common import EvalContext
 from bench.tasks.retrieval import ranks_from_chunks
-from analysis.curves import reduction_factor
+from bench.curves import reduction_factor
 from bench.tasks.streaming import chain_segments
 from tests.conftest import tiny_overrides
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from analysis.curves import REFERENCE_RATE, reduction_factor
+from bench.curves import REFERENCE_RATE, reduction_factor
 from bench.data.loader import collate
 from bench.evalsets.sets import Stream, StreamSet
 from bench.tasks.captionmetrics import caption_scores, ptb_tokenize

@@ -1,5 +1,6 @@
 """Reading rate-quality curves: how many fewer decodes reach a reference quality. Pure Python, shared by
-the streaming task (per evaluation) and the report (on seed-averaged curves)."""
+the streaming task (per evaluation) and the report (on seed-averaged curves); it lives in bench/ because
+a task needs it, and analysis/ imports it from here (bench never imports analysis)."""
 
 from __future__ import annotations
 
