@@ -11,9 +11,7 @@ step, checkpoints and exits (status "preempted") so that a launcher can requeue 
 from __future__ import annotations
 
 import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,16 +22,17 @@ import torch.distributed as dist
 
 from bench import dist as distenv
 from bench.checkpoint import Checkpoints
-from bench.config import REPO_ROOT, RunConfig, config_from_argv, run_id
+from bench.config import RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.shapes import ShapesWorld
 from bench.data.sources import stage_data, train_samples
 from bench.engine import StagePlan, make_engine, plan_stages
+from bench.evalsets.registry import EvalSetError, load_sets, validate
+from bench.provenance import git_commit, versions
 from bench.results import (DONE, EVALS, FAILED, METRICS, PREDICTIONS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
                            prediction_writer, read_json, run_dir, truncate_jsonl, write_json)
 from bench.tasks import evaluate
-from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.tasks.common import EvalContext
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
@@ -45,31 +44,6 @@ class Preempted(Exception):
 
 class NonFiniteLoss(RuntimeError):
     pass
-
-
-CODE = ("bench", "models", "analysis", "experiments")  # what a run's results depend on
-
-
-def git_commit(root: Path = REPO_ROOT) -> str:
-    """HEAD, with "-dirty" when tracked files changed or untracked files sit in the code's folders."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        untracked = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "--", *CODE], cwd=root,
-                                   capture_output=True, text=True).stdout.strip()
-        return sha + ("-dirty" if dirty or untracked else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    import deepspeed
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "deepspeed": deepspeed.__version__}
 
 
 class _StopFlag:

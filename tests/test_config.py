@@ -162,7 +162,7 @@ def test_an_empty_config_file_is_an_error(tmp_path):
 def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
     import subprocess
 
-    from bench.train import git_commit
+    from bench.provenance import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
