@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     run, ckpt = locate(args.path)
     cfg, model = load_checkpointed_model(run, ckpt)
     e = cfg.eval
-    sets = {**e.sets, **parse_sets(args.sets)}
-    tasks = args.tasks or (list(parse_sets(args.sets)) if args.sets else e.tasks)
+    asked = parse_sets(args.sets)
+    sets = {**e.sets, **asked}
+    tasks = args.tasks or list(asked) or e.tasks
     cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split,
                                     size=e.size if args.size is None else args.size))
     try:

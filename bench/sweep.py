@@ -166,10 +166,20 @@ def _value(cfg_dict: dict, dotted: str) -> Any:
     return node
 
 
+def held_keys(swept: list[str]) -> list[str]:
+    """The parity keys a sweep does not vary (in part or whole): equal inside a comparison group."""
+    return [k for k in PARITY_KEYS if not any(s == k or s.startswith(k + ".") or k.startswith(s + ".") for s in swept)]
+
+
+def varies_data(swept: list[str]) -> bool:
+    """Whether the sweep changes what data its runs read (the data section, or the stages)."""
+    return any(k.split(".")[0] == "data" or k.startswith("train.stages") for k in swept)
+
+
 def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = True) -> list[str]:
     """Inside each seed's group, what the sweep does not vary must be equal; returns the problems."""
     problems = []
-    keys = [k for k in PARITY_KEYS if not any(s == k or s.startswith(k + ".") or k.startswith(s + ".") for s in swept)]
+    keys = held_keys(swept)
     by_seed: dict[int, list[SweepRun]] = {}
     for r in runs:
         by_seed.setdefault(r.seed, []).append(r)
@@ -180,8 +190,7 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
             if len(values) > 1:
                 problems.append(f"seed {seed}: '{key}' differs between runs of one comparison group, "
                                 f"but the sweep does not vary it")
-        varies_data = any(k.split(".")[0] == "data" or k.startswith("train.stages") for k in swept)
-        if fingerprints and not varies_data:  # a sweep over the data or the stages reads other data by design
+        if fingerprints and not varies_data(swept):  # a sweep over the data or the stages reads other data by design
             from bench.data.loader import fingerprint
             from bench.data.sources import stage_data, train_samples
             from bench.engine import plan_stages
@@ -200,11 +209,9 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
 def parity_summary(runs: list[SweepRun], swept: list[str]) -> str:
     """What the parity check held equal inside each seed's comparison group, in one line."""
     groups = len({r.seed for r in runs})
-    held = [k for k in PARITY_KEYS if not any(s == k or s.startswith(k + ".") or k.startswith(s + ".") for s in swept)]
-    varies = any(k.split(".")[0] == "data" or k.startswith("train.stages") for k in swept)
-    prints = "" if varies else " and the first 16 samples (loader fingerprint)"
+    prints = "" if varies_data(swept) else " and the first 16 samples (loader fingerprint)"
     return (f"parity: {groups} comparison group(s) of {len(runs) // max(groups, 1)} run(s), each equal in "
-            f"{', '.join(held)}{prints}; varied: {', '.join(swept) or 'nothing'}")
+            f"{', '.join(held_keys(swept))}{prints}; varied: {', '.join(swept) or 'nothing'}")
 
 
 def run_state(r: SweepRun) -> str:
@@ -310,11 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    if not args.status:
-        print(parity_summary(runs, swept))
     if args.status:
         print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, status_lines(sweep, runs)))
         return 0
+    print(parity_summary(runs, swept))
     states = [run_state(r) for r in runs]
     todo = [r for r, s in zip(runs, states) if s != "done"]
     print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {len(runs) - len(todo)} done, "

@@ -111,6 +111,7 @@ class Run:
         self.stages = plan_stages(cfg)
         self.grid = cfg.eval_grid()
         self.eval_sets = None
+        self._sources: dict[int, Any] = {}  # stage index -> its training samples
 
     def log(self, msg: str) -> None:
         if self.env.is_main:
@@ -131,7 +132,7 @@ class Run:
         t0 = time.perf_counter()
         if self.eval_sets is None:
             self.eval_sets = load_sets(self.cfg, self.world)
-        source = train_samples(self._stage_data(stage), self.cfg.seed)
+        source = self._samples(stage)
         kept = prediction_writer(self.dir / PREDICTIONS / f"{samples_seen:012d}") if self.env.is_main else None
         ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
                                   self.env.rank, self.log, kept)
@@ -139,7 +140,9 @@ class Run:
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
             append_jsonl(self.dir / EVALS, rows)
-            shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}" + (f" [{r['dataset']}]" if len(self.eval_sets[r['task']]) > 1 else "")
+            several = {t for t, sets in self.eval_sets.items() if len(sets) > 1}
+            shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}"
+                              + (f" [{r['dataset']}]" if r["task"] in several else "")
                               for r in recs if r["metric"] in ("top1", "top5", "t2v_R@1", "accuracy", "CIDEr"))
             self.log(f"eval at {samples_seen:,} samples ({time.perf_counter() - t0:.1f}s): {shown}")
 
@@ -161,7 +164,7 @@ class Run:
         self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
         ckpts = Checkpoints(self.dir / "checkpoints", self.cfg.train.keep_checkpoints, self.env.rank)
         latest = ckpts.latest()
-        first_samples = train_samples(self._stage_data(self.stages[0]), self.cfg.seed)
+        first_samples = self._samples(self.stages[0])
         self.record = {
             "run_id": self.id, "name": self.cfg.name, "model": self.cfg.model.name, "seed": self.cfg.seed,
             "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),
@@ -200,9 +203,7 @@ class Run:
         """Each stage's training mixture (names, weights, shares, record counts and hashes): twins must match."""
         if not hasattr(first_samples, "mixture_summary"):
             return {}
-        stages = {s.name: (first_samples if s.index == 0 else train_samples(self._stage_data(s), self.cfg.seed))
-                  .mixture_summary() for s in self.stages}
-        return {"data_mixture": stages}
+        return {"data_mixture": {s.name: self._samples(s).mixture_summary() for s in self.stages}}
 
     def _count_replaced(self, batch: dict, step: int) -> None:
         """Samples whose file could not be read (on_error: skip) were replaced: log each, count them all."""
@@ -236,8 +237,11 @@ class Run:
         attach_target_cache(model, samples, cache_dir(), self.env.rank, self.log)
         return CachedSamples(samples, feats)
 
-    def _stage_data(self, stage: StagePlan):
-        return stage_data(self.cfg.data, stage)
+    def _samples(self, stage: StagePlan):
+        """The stage's training samples, built once (a manifest is parsed once, not at every evaluation)."""
+        if stage.index not in self._sources:
+            self._sources[stage.index] = train_samples(stage_data(self.cfg.data, stage), self.cfg.seed)
+        return self._sources[stage.index]
 
     def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, latest, stop: _StopFlag) -> None:
         cfg, t = self.cfg, self.cfg.train
@@ -247,7 +251,7 @@ class Run:
         if meta and meta["stage"] == stage.index and meta["stage_position"] == stage.samples:
             return
         engine, optimizer, scheduler = make_engine(model, cfg, stage, self.env.world_size)
-        samples = self._cached(model, train_samples(self._stage_data(stage), cfg.seed))
+        samples = self._cached(model, self._samples(stage))
         loader = SharedLoader(samples, t.global_batch, t.micro_batch, stage.samples, self.env.world_size,
                               self.env.rank, cfg.data.num_workers)
         self.skipped = meta.get("skipped", 0) if meta else 0

@@ -53,17 +53,17 @@ def _record(n: int, media: Any, is_image: bool, texts: dict) -> Record:
                   tuple(texts.get("candidates", ())), texts.get("label"))
 
 
-def _collect(rows, on_error: str, what: str) -> tuple[list[Record], list[str]]:
-    """Records from (where, build) pairs; a build that raises fails (naming where) or, with
-    on_error='skip', is skipped and its message kept."""
+def _collect(items, build, where, on_error: str, what: str) -> tuple[list[Record], list[str]]:
+    """Records build(*item) for items; one that raises fails (naming where(*item)) or, with on_error='skip',
+    is skipped and its message kept. Locations are formatted only for the items that fail."""
     records, skipped = [], []
-    for where, build in rows:
+    for item in items:
         try:
-            records.append(build())
+            records.append(build(*item))
         except (ValueError, TypeError) as e:
             if on_error == "fail":
-                raise ManifestError(f"{where}: {e}") from None
-            skipped.append(f"{where}: {e}")
+                raise ManifestError(f"{where(*item)}: {e}") from None
+            skipped.append(f"{where(*item)}: {e}")
     if not records:
         raise ManifestError(f"{what}: no usable samples")
     return records, skipped
@@ -82,9 +82,9 @@ def parse_manifest(path: Path, on_error: str = "fail") -> tuple[list[Record], li
             raise ValueError("a line needs exactly one of 'video' or 'image'")
         return _record(n, (path.parent / obj.get("video", obj.get("image"))).resolve(), "image" in obj, obj)
 
-    rows = [(f"{path}:{n}", lambda n=n, raw=raw: line(n, raw))
-            for n, raw in enumerate(path.read_text().splitlines(), start=1) if raw.strip()]
-    return _collect(rows, on_error, str(path))
+    with open(path) as f:
+        items = ((n, raw) for n, raw in enumerate(f, start=1) if raw.strip())
+        return _collect(items, line, lambda n, raw: f"{path}:{n}", on_error, str(path))
 
 
 def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[Record], list[str]]:
@@ -96,7 +96,7 @@ def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[R
     if not paths:
         raise ManifestError(f"{spec}: no tar shards found")
 
-    def sample(n: int, members: dict) -> Record:
+    def sample(n: int, path: Path, key: str, members: dict) -> Record:
         media = [m for suffix, m in members.items() if suffix in VIDEO_SUFFIXES + IMAGE_SUFFIXES]
         if len(media) != 1 or ".json" not in members:
             raise ValueError("a sample needs one media member (video or image) and a .json")
@@ -106,9 +106,9 @@ def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[R
         shape = texts.get("prepared")
         return replace(record, prepared=(shape["frames"], shape["size"])) if shape else record
 
-    samples = [(path, key, members) for path in paths for key, members in index_shard(path)]
-    rows = [(f"{path}:{key}", lambda n=n, m=members: sample(n, m)) for n, (path, key, members) in enumerate(samples, 1)]
-    return _collect(rows, on_error, str(spec))
+    samples = ((path, key, members) for path in paths for key, members in index_shard(path))
+    items = ((n, *sample_) for n, sample_ in enumerate(samples, start=1))
+    return _collect(items, sample, lambda n, path, key, members: f"{path}:{key}", on_error, str(spec))
 
 
 def locate_dataset(name: str) -> tuple[str, Path | str]:
