@@ -112,8 +112,7 @@ def training_datasets(cfg: RunConfig) -> list[tuple[str, str]]:
 def check_training_data(runs: list[SweepRun]) -> list[str]:
     """Problems with the runs' training data: every dataset must resolve and parse, and its first sample
     decode; each problem once, with the runs it concerns."""
-    from bench.data.config import ManifestConfig
-    from bench.data.manifest import ManifestError, ManifestSamples
+    from bench.data.manifest import ManifestError, check_dataset
     from bench.data.registry import RegistryError
 
     problems: dict[str, list[str]] = {}
@@ -123,8 +122,7 @@ def check_training_data(runs: list[SweepRun]) -> list[str]:
             if name not in checked:
                 checked[name] = None
                 try:
-                    samples = ManifestSamples(ManifestConfig(path=name, frames=2, size=16, on_error="fail"), 0)
-                    samples.load(samples.sources[0][2][0], name)
+                    check_dataset(name)
                 except (ManifestError, RegistryError, OSError) as e:
                     checked[name] = f"key '{key}', dataset {name!r}: {e}"
             if checked[name]:

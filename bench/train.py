@@ -207,14 +207,15 @@ class Run:
 
     def _count_replaced(self, batch: dict, step: int) -> None:
         """Samples whose file could not be read (on_error: skip) were replaced: log each, count them all."""
-        for msg in batch.get("replaced", ()):
+        for failures in batch.get("replaced", ()):
             self.replaced += 1
-            self.replaced_examples.append(msg)
-            if len(self.replaced_examples) <= 20:
+            msg = failures[0] + (f" (and {len(failures) - 1} more unreadable records tried)" if len(failures) > 1 else "")
+            if len(self.replaced_examples) < 20:
+                self.replaced_examples.append(msg)
                 self.log(f"step {step}: replaced an unreadable sample: {msg}")
-            elif len(self.replaced_examples) == 21:
+            elif len(self.replaced_examples) == 20:
+                self.replaced_examples.append("...")  # the first 20, then this marker: said once
                 self.log("more unreadable samples replaced: counted in run.json (data_errors), not logged")
-            del self.replaced_examples[20:]
 
     def _record_data_errors(self) -> None:
         total = self.replaced

@@ -159,3 +159,41 @@ def test_a_two_stage_mixture_run_killed_and_resumed_sees_exactly_the_same_sample
     assert record["status"] == "done" and record.get("resumes", 0) >= 1
     assert [m["share"] for m in record["parity"]["data_mixture"]["one"]] == [0.75, 0.25]
     assert os.path.basename(record["parity"]["data_mixture"]["two"][0]["name"]) == "manifest.jsonl"
+
+
+def test_a_sweep_accepts_prepared_shards_read_at_their_shape(two_manifests, exported, tmp_path, monkeypatch):
+    from bench.sweep import main
+
+    manifest, _ = two_manifests
+    write_shards(manifest, tmp_path / "prepared", per_shard=200, frames=8, size=64)
+    monkeypatch.setenv("VLJEPA_DATASETS", str(exported / "datasets.yaml"))
+    sweep = tmp_path / "prepared.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "prepared", "base": "base/tiny.yaml", "seeds": [0], "results": str(tmp_path / "results"),
+        "set": {"data.source": "manifest", "data.mixture": [{"name": str(tmp_path / "prepared"), "weight": 1.0}],
+                "data.manifest.frames": 8, "data.manifest.size": 64,
+                "eval.sets": {t: ["shapes_val"] for t in ("classification", "retrieval", "vqa")}}}))
+    assert main([str(sweep), "--dry-run"]) == 0
+
+
+def test_many_unreadable_files_are_all_counted_and_the_rest_said_once(two_manifests, tmp_path):
+    from bench.config import load_run_config
+    from bench.train import run
+    from tests.conftest import tiny_overrides
+
+    manifest, _ = two_manifests
+    rows = [{**json.loads(x), "video": str(manifest.parent / json.loads(x)["video"])}
+            for x in manifest.read_text().splitlines()[:20]]
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    for r in rows[:15]:
+        r["video"] = str(tmp_path / "broken.mp4")
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        f"output_dir={tmp_path / 'runs'}", "data.source=manifest", f"data.manifest.path={tmp_path / 'm.jsonl'}",
+        "data.manifest.frames=8", "data.manifest.size=64", "data.manifest.on_error=skip", "train.global_batch=20",
+        "train.micro_batch=20", "train.budget.samples=40", "eval.tasks=[]", "eval.grid=[]"))
+    record = run(cfg, log=lambda m: None)
+    errors = read_json(tmp_path / "runs" / record["run_id"] / RUN_RECORD)["data_errors"]
+    assert errors["replaced_samples"] == 30 and len(errors["examples"]) == 20  # 15 broken files, two epochs
+    log = (tmp_path / "runs" / record["run_id"] / "log.txt").read_text()
+    assert log.count("replaced an unreadable sample") == 20 and log.count("more unreadable samples replaced") == 1

@@ -30,8 +30,8 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         out["video"] = torch.from_numpy(np.stack([s["video"] for s in samples])).permute(0, 1, 4, 2, 3)
     if "x_features" in samples[0]:
         out["x_features"] = torch.from_numpy(np.stack([s["x_features"] for s in samples]))
-    replaced = [msg for s in samples for msg in s.get("replaced", ())]
-    if replaced:  # files a source replaced (on_error: skip), from whichever samples of the batch had any
+    replaced = [s["replaced"] for s in samples if s.get("replaced")]
+    if replaced:  # per replaced sample (on_error: skip), the files it could not read, from any sample of the batch
         out["replaced"] = replaced
     for key in samples[0]:
         if key in ("video", "x_features", "replaced"):

@@ -142,6 +142,21 @@ def read_dataset(name: str, on_error: str = "fail") -> tuple[list[Record], list[
     return parse_manifest(Path(where), on_error) if kind == "manifest" else read_shard_records(where, on_error)
 
 
+def load_record(rec: Record, frames: int, size: int, where: str = "") -> np.ndarray:
+    """A record's clip, (frames, size, size, 3) uint8; a failure names the record and its file."""
+    source = rec.path.blob() if hasattr(rec.path, "blob") else rec.path
+    try:
+        return read_image(source, frames, size) if rec.is_image else read_clip(source, frames, size)
+    except Exception as e:  # any decoder failure: name the manifest line and the file
+        raise ManifestError(f"{where}:{rec.line}: cannot decode {rec.path}: {e}") from None
+
+
+def check_dataset(name: str) -> None:
+    """A training dataset resolves, parses, and its first sample decodes (at its prepared shape, if any)."""
+    records, _ = read_dataset(name)
+    load_record(records[0], *(records[0].prepared or (2, 16)), name)
+
+
 def block_layout(weights: list[float], block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dataset of each slot of a block, each slot's rank among its dataset's slots, slots per dataset):
     counts by largest remainder, slots spread evenly (each dataset's slots at (j + 0.5) / count)."""
@@ -207,13 +222,7 @@ class ManifestSamples:
         return d, int(self._order(d, epoch)[pos])
 
     def load(self, rec: Record, where: str = "") -> np.ndarray:
-        source = rec.path.blob() if hasattr(rec.path, "blob") else rec.path
-        try:
-            if rec.is_image:
-                return read_image(source, self.cfg.frames, self.cfg.size)
-            return read_clip(source, self.cfg.frames, self.cfg.size)
-        except Exception as e:  # any decoder failure: name the manifest line and the file
-            raise ManifestError(f"{where or self.cfg.path}:{rec.line}: cannot decode {rec.path}: {e}") from None
+        return load_record(rec, self.cfg.frames, self.cfg.size, where or self.cfg.path)
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         d, i = self.locate(k)
