@@ -1,17 +1,24 @@
 """The distributed environment of one run: torchrun's variables, Slurm's, or a single process.
 
 DeepSpeed's accelerator is chosen before DeepSpeed is imported: CUDA when a GPU is visible
-(NCCL), the CPU accelerator otherwise (gloo).
+(NCCL), the CPU accelerator otherwise (gloo). While DeepSpeed starts (it loads, and may build, a JIT op
+behind a lock file), a watchdog removes build locks a killed process left (bench/buildlocks.py), so a
+start never waits forever.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 
 import torch
+
+from bench.buildlocks import clear_stale_locks
 
 
 @dataclass(frozen=True)
@@ -70,11 +77,37 @@ def setup(env: DistEnv) -> torch.device:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
+        with stale_lock_watchdog():
+            deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", verbose=False)
     if cuda:
         torch.cuda.set_device(env.local_rank)
         return torch.device("cuda", env.local_rank)
     return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def stale_lock_watchdog(every_s: float = 10.0, log=None):
+    """For the with-block: clear stale JIT build locks now, and every every_s seconds while it lasts (a
+    builder killed while this process waits on its lock is noticed too: the wait then ends, and loading
+    the op says what is wrong instead of waiting forever)."""
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    done = threading.Event()
+    clear_stale_locks(log=say)  # before DeepSpeed looks: then this process takes the lock and builds itself
+
+    def watch() -> None:
+        while not done.wait(every_s):
+            try:
+                clear_stale_locks(log=say)
+            except RuntimeError as e:  # cannot remove it: say so (the wait would otherwise be silent)
+                say(f"error: {e}")
+
+    thread = threading.Thread(target=watch, name="stale-build-locks", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=every_s)
 
 
 def teardown() -> None:

@@ -20,6 +20,18 @@ if [ -n "$extra" ]; then
 else
   "$VENV/bin/python" -m pip install -q -e .
 fi
+# DeepSpeed JIT-builds its CPU shared-memory op the first time a process starts (~30 s, and again for a
+# venv at a new path): build it now, not inside the first run (bench/buildlocks.py clears a lock a killed
+# build leaves behind)
+DS_ACCELERATOR=cpu "$VENV/bin/python" - <<'PY' 2>/dev/null || echo "note: DeepSpeed's CPU op was not built ahead; the first run builds it" >&2
+from bench.buildlocks import clear_stale_locks
+from deepspeed.accelerator import get_accelerator
+
+clear_stale_locks()
+builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+if builder is not None and builder.is_compatible():
+    builder.load(verbose=False)
+PY
 # pycocoevalcap's PTB tokenizer and METEOR run on Java
 if ! command -v java >/dev/null 2>&1; then
   echo "note: no Java found; captioning metrics need it (Debian: apt-get install -y default-jre-headless)" >&2
