@@ -11,9 +11,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
 from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, reference  # noqa: E402
+from bench.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
 
 MODEL_COLOURS = {"vljepa": "#1f5fa8", "vlm": "#c4432b"}
 OTHER_COLOURS = ["#2a9d5c", "#8a4fbf", "#d18f1d", "#5a5a5a", "#17a2b8", "#b5487d"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.results import read_jsonl  # the store's own reader: standard library only, no torch
+from bench.results import RUNS, SWEEPS, RunDir, read_jsonl, run_dirs  # the store's own layout and reader: standard library only
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
            "value", "chance", "rate_hz", "budget", "wall_s", "dataset", "sets"]
@@ -31,7 +31,7 @@ def _flat(prefix: str, obj, out: dict) -> None:
 def sweeps(results: Path) -> dict[str, list[dict]]:
     """run_id -> the sweeps it belongs to: [{sweep, condition, seed, point, swept}]."""
     out: dict[str, list[dict]] = {}
-    for f in sorted((results / "sweeps").glob("*.json")):
+    for f in sorted((results / SWEEPS).glob("*.json")):
         rec = json.loads(f.read_text())
         for order, r in enumerate(rec.get("runs", [])):  # order: the sweep's own (grid) order
             out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"], "order": order,
@@ -45,8 +45,8 @@ def runs(results: str | Path) -> pd.DataFrame:
     results = Path(results)
     membership = sweeps(results)
     rows = []
-    for rec_path in sorted((results / "runs").glob("*/run.json")):
-        rec = json.loads(rec_path.read_text())
+    for run in run_dirs(results):
+        rec = run.read_record()
         base = {"run_id": rec["run_id"], "model": rec.get("model"), "seed": rec.get("seed"),
                 "status": rec.get("status"), "budget": rec.get("config", {}).get("train", {}).get("budget", {}).get("samples"),
                 "samples_done": rec.get("samples_seen"),
@@ -72,7 +72,7 @@ def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:
         return pd.DataFrame(columns=COLUMNS)
     evals = []
     for rid in run_frame["run_id"].unique():
-        for r in read_jsonl(results / "runs" / rid / "evals.jsonl"):
+        for r in read_jsonl(RunDir(results / RUNS / rid).evals):
             row = {k: r.get(k) for k in EVAL_KEYS}
             row["sets"] = json.dumps(row["sets"]) if row["sets"] is not None else None
             evals.append(row)

@@ -17,13 +17,14 @@ from pathlib import Path
 
 from analysis import figures, tables
 from analysis.records import metrics
+from bench.results import SWEEPS
 
 ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "depth": "depth",
                   "pretraining": "pretraining", "y_encoder": "y_encoder"}
 
 
 def _command(results: Path, sweep: str) -> str:
-    rec = results / "sweeps" / f"{sweep}.json"
+    rec = results / SWEEPS / f"{sweep}.json"
     data = json.loads(rec.read_text()) if rec.is_file() else {}
     overrides = " ".join(f"'{o}'" if " " in o else o for o in data.get("overrides", []))
     return f"`python -m bench.sweep {data.get('file', sweep)}{' ' + overrides if overrides else ''}`"
@@ -76,7 +77,7 @@ def build(results: Path, out: Path) -> Path:
             comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
             sections.append(tables.comparison_markdown(comp))
         else:
-            swept = json.loads((results / "sweeps" / f"{sweep}.json").read_text()).get("swept", [])
+            swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
             key = next((k for k in swept if k in f.columns), None)
             if key and {"classification", "retrieval", "vqa"} & tasks:
                 table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep))

@@ -12,18 +12,18 @@ import shutil
 import sys
 from pathlib import Path
 
-RECORD_FILES = ("run.json", "evals.jsonl", "metrics.jsonl")
+from bench.results import RECORD_FILES, RUNS, SWEEPS
 
 
 def snapshot(results: Path, out: Path, sweeps: list[str]) -> int:
     copied = 0
     for name in sweeps:
-        rec = json.loads((results / "sweeps" / f"{name}.json").read_text())
-        (out / "sweeps").mkdir(parents=True, exist_ok=True)
+        rec = json.loads((results / SWEEPS / f"{name}.json").read_text())
+        (out / SWEEPS).mkdir(parents=True, exist_ok=True)
         rec.pop("jobs", None)
-        (out / "sweeps" / f"{name}.json").write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+        (out / SWEEPS / f"{name}.json").write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
         for r in rec["runs"]:
-            src, dst = results / "runs" / r["run_id"], out / "runs" / r["run_id"]
+            src, dst = results / RUNS / r["run_id"], out / RUNS / r["run_id"]
             dst.mkdir(parents=True, exist_ok=True)
             for f in RECORD_FILES:
                 if (src / f).is_file():
@@ -35,8 +35,9 @@ def snapshot(results: Path, out: Path, sweeps: list[str]) -> int:
 
 def prune(out: Path) -> list[str]:
     """Remove the run folders of `out` that no sweep record of `out` lists (a re-run sweep's old runs)."""
-    listed = {r["run_id"] for f in (out / "sweeps").glob("*.json") for r in json.loads(f.read_text())["runs"]}
-    stale = [d for d in (out / "runs").iterdir() if d.is_dir() and d.name not in listed] if (out / "runs").is_dir() else []
+    listed = {r["run_id"] for f in (out / SWEEPS).glob("*.json") for r in json.loads(f.read_text())["runs"]}
+    runs = out / RUNS
+    stale = [d for d in runs.iterdir() if d.is_dir() and d.name not in listed] if runs.is_dir() else []
     for d in stale:
         shutil.rmtree(d)
     return sorted(d.name for d in stale)

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import torch.nn as nn
 
-from bench.config import REPO_ROOT, RunConfig
+from bench.cache import cache_dir
+from bench.config import RunConfig
 from bench.data.tokenizer import build_shapes_tokenizer
 from models import registry
 from models.config import ModelConfig
 
 BUILTIN_TOKENIZERS = {"builtin:shapes": build_shapes_tokenizer}
-
-
-def cache_dir() -> Path:
-    """Where derived artefacts (the tiny tokenizer, feature caches) live: $VLJEPA_CACHE or results/cache."""
-    return Path(os.environ.get("VLJEPA_CACHE", REPO_ROOT / "results" / "cache"))
 
 
 def _resolve_tokenizer(source: str) -> str:

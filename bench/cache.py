@@ -8,8 +8,11 @@
   encoder's weight hash, its tokenizer settings and the texts.
 
 Both are computed once, in a fixed order and fixed batches (so their bits do not depend on which run
-built them), written atomically as .npy files under the cache folder and memory-mapped read-only, so
-runs in parallel share one copy through the page cache.
+built them), written atomically as .npy files under the cache folder (cache_dir) and memory-mapped
+read-only, so runs in parallel share one copy through the page cache.
+
+The trainer, bench.eval, bench.perf and bench.probe wire caches through the last functions of this
+file only: training_samples, eval_features, attach_target_cache and world_features.
 """
 
 from __future__ import annotations
@@ -17,18 +20,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from bench.config import REPO_ROOT
 from bench.data.loader import collate
-from bench.data.shapes import TrainSamples
+from bench.data.shapes import ShapesWorld, TrainSamples
 from bench.evalsets.sets import Visuals
+from bench.evalsets.shapes import WorldClips
+from models.encoders import weight_hash
+from models.protocol import frozen_text_encoder_of
 
 BATCH = 128
+
+
+def cache_dir() -> Path:
+    """Where derived artefacts (the tiny tokenizer, feature caches) live: $VLJEPA_CACHE or results/cache."""
+    return Path(os.environ.get("VLJEPA_CACHE", REPO_ROOT / "results" / "cache"))
 
 
 def _key(*parts: Any) -> str:
@@ -89,8 +102,6 @@ def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Call
 
 def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
     """(len(texts), dim) float32 pooled outputs of a frozen text encoder, memory-mapped."""
-    from models.encoders import weight_hash
-
     tok = text_encoder.tokenizer
     key = _key(weight_hash(text_encoder.backbone), str(next(text_encoder.backbone.parameters()).dtype),
                type(tok).__name__, len(tok), text_encoder.cfg.max_tokens,
@@ -104,13 +115,30 @@ def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, l
     return _build(path, len(texts), compute, rank, log)
 
 
-def attach_target_cache(model, samples: TrainSamples, cache_root: Path, rank: int = 0, log=None) -> None:
-    """Give a frozen Y-encoder its cached outputs for every target text `samples` can draw (a no-op for
-    a trainable one, or a model without a Y-encoder)."""
-    y = getattr(model, "y_encoder", None)
-    if y is not None and getattr(y, "frozen", False):
+def attach_target_cache(model, samples: TrainSamples, rank: int = 0, log=None) -> None:
+    """Give a model's frozen text encoder its cached outputs for every target text `samples` can draw (a
+    no-op for a model without one: a trainable Y-encoder, or none)."""
+    y = frozen_text_encoder_of(model)
+    if y is not None:
         texts = samples.possible_targets()
-        y.set_cache(texts, y_targets(y, texts, cache_root, rank, log))
+        y.set_cache(texts, y_targets(y, texts, cache_dir(), rank, log))
+
+
+def world_features(x_encoder, world: ShapesWorld, rank: int = 0, log=None) -> np.ndarray:
+    """The X-encoder's cached output for every training clip of the shapes world."""
+    return x_features(x_encoder, WorldClips(world, "train"), cache_dir(), rank, log)
+
+
+def training_samples(model, samples: TrainSamples, world: ShapesWorld, rank: int = 0, log=None) -> CachedSamples:
+    """The world's training samples on cached X features, with the model's frozen targets cached too."""
+    feats = world_features(model.x_encoder, world, rank, log)
+    attach_target_cache(model, samples, rank, log)
+    return CachedSamples(samples, feats)
+
+
+def eval_features(model, rank: int = 0, log=None) -> Callable[[Visuals], np.ndarray]:
+    """EvalContext.features: the model's X-encoder's cached output for an eval set's clips."""
+    return feature_lookup(model.x_encoder, cache_dir(), rank, log)
 
 
 class CachedSamples:

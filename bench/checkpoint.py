@@ -19,6 +19,11 @@ import torch.distributed as dist
 from bench.results import read_json, write_json
 
 LATEST = "LATEST.json"
+MODEL_STATES = "mp_rank_00_model_states.pt"  # DeepSpeed's module weights (ZeRO 0-2; empty under ZeRO-3)
+
+
+def client_file(rank: int) -> str:
+    return f"client_rank{rank}.pt"
 
 
 def _barrier() -> None:
@@ -32,11 +37,7 @@ class Checkpoints:
 
     def latest(self) -> dict[str, Any] | None:
         """{"tag": ..., "meta": {...}} of the newest complete checkpoint, or None."""
-        pointer = self.root / LATEST
-        if not pointer.is_file():
-            return None
-        info = read_json(pointer)
-        return info if (self.root / info["tag"]).is_dir() else None
+        return read_latest(self.root)
 
     def save(self, engine, tag: str, meta: dict[str, Any]) -> None:
         tmp = f"{tag}.tmp"
@@ -44,7 +45,7 @@ class Checkpoints:
             shutil.rmtree(self.root / tmp)  # left by a run killed while saving
         _barrier()
         engine.save_checkpoint(str(self.root), tag=tmp, save_latest=False)
-        torch.save({"rng": torch.get_rng_state(), "meta": meta}, self.root / tmp / f"client_rank{self.rank}.pt")
+        torch.save({"rng": torch.get_rng_state(), "meta": meta}, self.root / tmp / client_file(self.rank))
         _barrier()
         if self.rank == 0:
             if (self.root / tag).exists():
@@ -64,7 +65,25 @@ class Checkpoints:
         """Restore engine state (or only the module's weights) and this rank's RNG; return the meta."""
         engine.load_checkpoint(str(self.root), tag=tag, load_module_only=module_only,
                                load_optimizer_states=not module_only, load_lr_scheduler_states=not module_only)
-        client = torch.load(self.root / tag / f"client_rank{self.rank}.pt", weights_only=True)
+        client = torch.load(self.root / tag / client_file(self.rank), weights_only=True)
         if not module_only:
             torch.set_rng_state(client["rng"])
         return client["meta"]
+
+
+def read_latest(root: Path) -> dict[str, Any] | None:
+    """{"tag": ..., "meta": {...}} of the newest complete checkpoint under root, or None."""
+    pointer = root / LATEST
+    if not pointer.is_file():
+        return None
+    info = read_json(pointer)
+    return info if (root / info["tag"]).is_dir() else None
+
+
+def checkpoint_meta(folder: Path) -> dict[str, Any]:
+    """The run position a checkpoint folder was saved at (stage, samples_seen, ...)."""
+    return torch.load(folder / client_file(0), weights_only=True)["meta"]
+
+
+def is_checkpoint(folder: Path) -> bool:
+    return (folder / MODEL_STATES).is_file()

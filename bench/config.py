@@ -20,6 +20,7 @@ import yaml
 
 from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
 from bench.data.config import DataConfig, MixtureEntry
+from bench.evalsets.sets import TASK_SETS
 from models.config import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +68,11 @@ class TrainConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     checkpoint_every: int = field(default=16_000, metadata={"ge": 0, "help": "samples between checkpoints; 0 = only at the end"})
     keep_checkpoints: int = field(default=2, metadata={"ge": 1, "identity": False})
-    nonfinite: Literal["fail", "skip"] = field(default="fail", metadata={"help": "a NaN/inf loss: stop the run, or skip the step"})
+    nonfinite: Literal["fail", "skip"] = field(default="fail", metadata={
+        "help": "a NaN/inf loss: stop the run, or skip the micro-batch (logged with its step)"})
+    max_skipped_fraction: float = field(default=0.01, metadata={
+        "ge": 0.0, "le": 1.0, "identity": False,
+        "help": "nonfinite=skip: fail the run once more than this fraction of its micro-batches were skipped"})
     log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
     stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 
@@ -111,7 +116,6 @@ class EvalConfig:
                                       metadata={"help": "decodes per second swept by selective decoding"})
 
     def check(self) -> None:
-        from bench.evalsets.sets import TASK_SETS
 
         for task, names in self.sets.items():
             if task not in TASK_SETS:

@@ -19,33 +19,34 @@ from pathlib import Path
 import torch
 
 from bench.build import build_model
-from bench.checkpoint import LATEST
+from bench.cache import attach_target_cache
+from bench.checkpoint import MODEL_STATES, checkpoint_meta, is_checkpoint, read_latest
 from bench.config import RunConfig
 from bench.configlib import from_dict
 from bench.data.sources import train_samples
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
-from bench.results import RUN_RECORD, append_jsonl, prediction_writer, read_json
+from bench.results import RUN_RECORD, RunDir, append_jsonl, prediction_writer
 from bench.tasks import TASKS, evaluate
 from bench.tasks.common import EvalContext
 
-MODEL_STATES = "mp_rank_00_model_states.pt"
 
-
-def locate(path: Path) -> tuple[Path, Path]:
-    """(run directory, checkpoint directory) from either of them."""
-    if (path / RUN_RECORD).is_file():
-        pointer = path / "checkpoints" / LATEST
-        if not pointer.is_file():
-            raise FileNotFoundError(f"{path}: the run has no checkpoint yet ({pointer} is missing)")
-        return path, path / "checkpoints" / read_json(pointer)["tag"]
-    if (path / MODEL_STATES).is_file() and (path.parent.parent / RUN_RECORD).is_file():
-        return path.parent.parent, path
+def locate(path: Path) -> tuple[RunDir, Path]:
+    """(run folder, checkpoint folder) from either of them."""
+    run = RunDir(path)
+    if run.exists():
+        latest = read_latest(run.checkpoints)
+        if latest is None:
+            raise FileNotFoundError(f"{path}: the run has no checkpoint yet (nothing under {run.checkpoints})")
+        return run, run.checkpoints / latest["tag"]
+    run = RunDir(path.parent.parent)
+    if is_checkpoint(path) and run.exists():
+        return run, path
     raise FileNotFoundError(f"{path} is neither a run directory (with {RUN_RECORD}) nor a checkpoint (with {MODEL_STATES})")
 
 
-def load_checkpointed_model(run: Path, ckpt: Path) -> tuple[RunConfig, torch.nn.Module]:
-    record = read_json(run / RUN_RECORD)
+def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.nn.Module]:
+    record = run.read_record()
     cfg = from_dict(RunConfig, record["config"])
     model = build_model(cfg)
     state = torch.load(ckpt / MODEL_STATES, map_location="cpu", weights_only=True)["module"]
@@ -55,7 +56,7 @@ def load_checkpointed_model(run: Path, ckpt: Path) -> tuple[RunConfig, torch.nn.
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     expected = record.get("parity", {}).get("x_encoder_hash")
     if expected and model.parity()["x_encoder_hash"] != expected:
-        raise ValueError(f"{run}: the X-encoder built from the config does not match the run's (hash "
+        raise ValueError(f"{run.path}: the X-encoder built from the config does not match the run's (hash "
                          f"{model.parity()['x_encoder_hash']} != {expected})")
     return cfg, model.eval()
 
@@ -88,31 +89,28 @@ def main(argv: list[str] | None = None) -> int:
     cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split,
                                     size=e.size if args.size is None else args.size))
     try:
-        validate(cfg, str(run))
+        validate(cfg, str(run.path))
     except EvalSetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    meta = torch.load(ckpt / "client_rank0.pt", weights_only=True)["meta"]
+    meta = checkpoint_meta(ckpt)
     stage = plan_stages(cfg)[meta["stage"]]
     source = train_samples(replace(cfg.data, stage=stage.data_stage), cfg.seed)
     if cfg.data.cache and cfg.data.source == "shapes":  # the frozen Y-encoder's outputs, as training used them
-        from bench.build import cache_dir
-        from bench.cache import attach_target_cache
-
-        attach_target_cache(model, source, cache_dir())
-    out = run / "ondemand" / f"{ckpt.name}.jsonl"
+        attach_target_cache(model, source)
+    out, kept = run.ondemand(ckpt.name)
     ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source,
-                              predictions=prediction_writer(run / "ondemand" / f"{ckpt.name}.predictions"))
+                              predictions=prediction_writer(kept))
     if out.is_file():
         out.unlink()
-    rid = record_id(run)
+    rid = run.read_record()["run_id"]
 
     def write(task: str, recs: list[dict]) -> None:  # as each task finishes: a later failure loses nothing
         append_jsonl(out, [{**r, "run_id": rid, "samples_seen": meta["samples_seen"], "split": cfg.eval.split}
                            for r in recs])
 
     recs = evaluate(model, ctx, cfg.eval.tasks, on_task=write)
-    print(f"{run.name} at {meta['samples_seen']:,} samples")
+    print(f"{run.path.name} at {meta['samples_seen']:,} samples")
     print("| task | set | metric | value | chance |\n|---|---|---|---:|---:|")
     for r in recs:
         chance = "" if r["chance"] is None else f"{r['chance']:.1f}"
@@ -120,10 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['task']} | {r.get('dataset', '')} | {r['metric']}{rate} | {r['value']:.2f} | {chance} |")
     print(f"records: {out}")
     return 0
-
-
-def record_id(run: Path) -> str:
-    return read_json(run / RUN_RECORD)["run_id"]
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench.config import LaunchConfig, RunConfig
 from bench.configlib import from_dict, to_dict
@@ -29,6 +30,8 @@ class TrainJob:
         self.config = config
 
     def __call__(self) -> str:
+        # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
+        # pickles this job, and its --status, do not
         from bench.train import Preempted, run
 
         try:

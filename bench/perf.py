@@ -16,7 +16,6 @@ V-JEPA 2 ViT-L on 16 frames at 256 px, 8 Llama-3.2-1B layers, EmbeddingGemma-300
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import platform
 import resource
@@ -28,14 +27,16 @@ from pathlib import Path
 import torch
 
 from bench import dist as distenv
-from bench.build import build_model, cache_dir
-from bench.cache import CachedSamples, attach_target_cache, x_features
-from bench.evalsets.shapes import WorldClips
+from bench.build import build_model
+from bench.cache import training_samples
 from bench.config import REPO_ROOT, RunConfig, load_run_config
-from bench.data.loader import SharedLoader
+from bench.data.items import class_names
+from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples
-from bench.results import write_atomic, write_json
 from bench.engine import make_engine, plan_stages
+from bench.results import write_atomic, write_json
+from bench.step import PHASES, Clock, optimizer_step, seed_process, to_device
+from models.protocol import decoding_of
 
 PAPER_OFFLINE = [  # random weights from each backbone's `arch`, token ids from the built-in tokenizer
     "model.x_encoder.backbone.pretrained=", "model.lm.backbone.pretrained=", "model.y_encoder.backbone.pretrained=",
@@ -50,19 +51,6 @@ PRESETS: dict[str, tuple[str, list[str]]] = {
     "paper": ("base/paper.yaml", PAPER_OFFLINE),
 }
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-PHASES = ("data", "forward", "backward", "optimizer", "total")
-
-
-class Clock:
-    """perf_counter that first waits for the device's queued work (CUDA runs asynchronously)."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __call__(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter()
 
 
 def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
@@ -113,43 +101,36 @@ def read_through(array, rows: int = 1024) -> None:
         float(array[start:start + rows].sum())
 
 
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
 def time_steps(engine, cfg: RunConfig, samples, steps: int, device: torch.device, warmup: int = 2,
-               count_flops: bool = True) -> dict[str, float]:
-    """Seconds per optimizer step in each phase (summed over its micro-batches), and FLOPs per sample
-    counted on the first micro-batch's forward and backward (a warm-up step's, when there is one)."""
+               count_flops: bool = True) -> dict:
+    """Seconds per optimizer step in each phase (summed over its micro-batches), FLOPs per sample counted
+    on the first micro-batch's forward and backward (a warm-up step's, when there is one), and the loss
+    of every step: bench.step.optimizer_step, the step a run takes, timed with a synchronising clock."""
     from torch.utils.flop_counter import FlopCounterMode
 
     t = cfg.train
     clock = Clock(device)
-    loader = iter(SharedLoader(samples, t.global_batch, t.micro_batch, t.global_batch * (steps + warmup),
-                               num_workers=cfg.data.num_workers))
-    phases = dict.fromkeys(PHASES, 0.0)
-    flops = 0.0
+    loader = SharedLoader(samples, t.global_batch, t.micro_batch, t.global_batch * (steps + warmup),
+                          num_workers=cfg.data.num_workers)
+    batches = iter(loader)
+    phases = dict.fromkeys((*PHASES, "total"), 0.0)
+    counter = FlopCounterMode(display=False, custom_mapping=attention_flop_formulas())
+    losses = []
     engine.train()
     for step in range(steps + warmup):
-        for micro in range(t.global_batch // t.micro_batch):
-            count = count_flops and step == 0 and micro == 0
-            t0 = clock()
-            batch = to_device(next(loader), device)
-            t1 = clock()
-            with FlopCounterMode(display=False, custom_mapping=attention_flop_formulas()) if count else contextlib.nullcontext() as counter:
-                out = engine(batch)
-                t2 = clock()
-                engine.backward(out["loss"])
-            if count:
-                flops = counter.get_total_flops() / t.micro_batch
-            t3 = clock()
-            engine.step()
-            t4 = clock()
-            if step >= warmup:
-                for k, v in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
-                    phases[k] += v / steps
-    phases["other"] = max(0.0, phases["total"] - sum(phases[k] for k in PHASES[:-1]))  # not below rounding
-    phases["flops_per_sample"] = float(flops)
+        count = count_flops and step == 0
+        t0 = clock()
+        result = optimizer_step(engine, batches, loader.accumulation, device, t.nonfinite, clock=clock,
+                                first_micro=(lambda: counter) if count else None)
+        total = clock() - t0
+        losses.append(result.losses["loss"])
+        if step >= warmup:
+            for k, v in result.seconds.items():
+                phases[k] += v / steps
+            phases["total"] += total / steps
+    phases["other"] = max(0.0, phases["total"] - sum(phases[k] for k in PHASES))  # not below rounding
+    phases["flops_per_sample"] = float(counter.get_total_flops() / t.micro_batch) if count_flops else 0.0
+    phases["losses"] = losses
     return phases
 
 
@@ -168,12 +149,10 @@ def loader_rate(samples, batch: int, n_batches: int, num_workers: int) -> float:
     return batch * (n_batches - 1) / (time.perf_counter() - t)
 
 
-def inference(model, world: ShapesWorld, device: torch.device, ks=(10, 100), batch: int = 32,
+def inference(model, world: ShapesWorld, captions: list[str], device: torch.device, ks=(10, 100), batch: int = 32,
               reps: int = 5) -> dict[str, float]:
-    """Median milliseconds per sample to score K candidates (reps timings each) and to generate 16 tokens."""
-    from bench.data.items import class_names
-    from bench.data.loader import collate
-
+    """Median milliseconds per sample to score K candidates (reps timings each) and to generate 16 tokens
+    (through a Y-decoder trained for one step on `captions`, where the model decodes through one)."""
     clock = Clock(device)
     model.eval()
     b = to_device(collate([{"video": world.clip("val", i), "query": ""} for i in range(batch)]), device)
@@ -183,19 +162,15 @@ def inference(model, world: ShapesWorld, device: torch.device, ks=(10, 100), bat
     for k in ks:
         times = []
         for _ in range(reps):
-            if hasattr(model, "_text_cache"):
-                model._text_cache.clear()  # each time as the first scoring: encoding the names included
+            model.eval()  # a mode switch forgets memoised text encodings: each time as the first scoring
             t = clock()
             model.score(b, names[:k])
             times.append(clock() - t)
         out[f"score_K{k}_ms_per_sample"] = statistics.median(times) / batch * 1e3
-    if getattr(model, "has_embedding", False) and getattr(model, "decoder", None) is None:
-        from models.decoder import YDecoder
-
-        model.decoder = YDecoder(model.cfg.decoder, model.cfg.embed_dim, model.cfg.lm.tokenizer).to(device)
-    t = clock()
-    model.generate(b, 16)
-    out["generate_ms_per_sample"] = (clock() - t) / batch * 1e3
+    with decoding_of(model, lambda: captions, steps=1, seed=0):
+        t = clock()
+        model.generate(b, 16)
+        out["generate_ms_per_sample"] = (clock() - t) / batch * 1e3
     return out
 
 
@@ -210,6 +185,20 @@ def profile_step(engine, cfg: RunConfig, samples, device: torch.device, path: Pa
     write_atomic(path, prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70))
 
 
+def prepare(cfg: RunConfig, device: torch.device, log=None):
+    """(model, world, raw samples, cached samples, engine) as a run on the shapes world builds them: the
+    process seeded alike, the model, its caches, one DeepSpeed engine (ZeRO hooks its parameters once)."""
+    seed_process(cfg.seed, 0)
+    model = build_model(cfg).to(device)
+    world = ShapesWorld(cfg.data.shapes)
+    raw = TrainSamples(cfg.data, cfg.seed, world)
+    raw.possible_targets()  # fills the world's scene and caption caches, as a run's first epoch does
+    cached = training_samples(model, raw, world, log=log)
+    read_through(cached.features)  # a cold page cache would time the disk, once per machine, not the step
+    engine, _, _ = make_engine(model, cfg, plan_stages(cfg)[0], 1)
+    return model, world, raw, cached, engine
+
+
 def measure(preset: str, name: str, steps: int, extra: list[str], device: torch.device,
             peaks: dict[str, float], log, profile_dir: Path | None = None) -> dict:
     base, overrides = PRESETS[preset]
@@ -220,19 +209,11 @@ def measure(preset: str, name: str, steps: int, extra: list[str], device: torch.
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    model = build_model(cfg).to(device)
-    world = ShapesWorld(cfg.data.shapes)
-    raw = TrainSamples(cfg.data, cfg.seed, world)
+    model, world, raw, cached, engine = prepare(cfg, device, log)
     log(f"{preset}/{name}: built in {time.perf_counter() - t:.0f} s")
-    feats = x_features(model.x_encoder, WorldClips(world, "train"), cache_dir(), log=log)
-    read_through(feats)  # a cold page cache would time the disk, once per machine, not the step
-    raw.possible_targets()  # fills the world's scene and caption caches, as a run's first epoch does
-    attach_target_cache(model, raw, cache_dir(), log=log)
-    cached = CachedSamples(raw, feats)
     G, workers = cfg.train.global_batch, cfg.data.num_workers
     rec = {"preset": preset, "model": name, "precision": precision, "global_batch": G, "micro_batch": cfg.train.micro_batch,
            "trainable_params": sum(c["trainable"] for c in model.parameter_counts().values())}
-    engine, _, _ = make_engine(model, cfg, plan_stages(cfg)[0], 1)  # one per model: ZeRO hooks its parameters
     rec["step_cached"] = time_steps(engine, cfg, cached, steps, device)
     log(f"{preset}/{name}: cached-feature step {rec['step_cached']['total']:.3f} s")
     rec["step_raw_video"] = time_steps(engine, cfg, raw, max(2, steps // 3), device)
@@ -250,10 +231,10 @@ def measure(preset: str, name: str, steps: int, extra: list[str], device: torch.
     rec["loader_over_consumption"] = rec["loader_samples_per_s_cached"] / rec["samples_per_s"]
     rec["x_encoder_share_uncached"] = 1 - rec["step_cached"]["total"] / rec["step_raw_video"]["total"]
     rec["cache_speedup"] = rec["step_raw_video"]["total"] / rec["step_cached"]["total"]
-    rec.update(inference(model, world, device))
+    rec.update(inference(model, world, raw.caption_texts(64), device))
     if device.type == "cuda":
         rec["cuda_max_allocated_gb"] = torch.cuda.max_memory_allocated() / 1e9
-    del model, feats, cached
+    del model, cached
     free_memory()
     log(f"{preset}/{name}: {rec['samples_per_s']:.1f} samples/s, MFU {100 * rec['mfu']:.1f}%, "
         f"cache x{rec['cache_speedup']:.1f}")
@@ -290,7 +271,8 @@ def table(report: dict) -> str:
         if j and v:
             extra = [(r["score_K100_ms_per_sample"] - r["score_K10_ms_per_sample"]) for r in (v, j)]
             marginal = f"{extra[0] / extra[1]:.0f}x" if extra[1] > 0 else "unmeasurable (no extra cost)"
-            lines.append(f"\n{preset}: VL-JEPA scores 100 candidates {v['score_K100_ms_per_sample'] / j['score_K100_ms_per_sample']:.1f}x "
+            ratio = v['score_K100_ms_per_sample'] / j['score_K100_ms_per_sample']
+            lines.append(f"\n{preset}: VL-JEPA scores 100 candidates {ratio:.1f}x "
                          f"faster than the VLM's perplexity scoring per sample, {marginal} on what the 90 candidates "
                          f"beyond the first 10 add (both encode the video and run the predictor or prefix once); "
                          f"trains {j['samples_per_s'] / v['samples_per_s']:.2f}x the VLM's samples/s.")

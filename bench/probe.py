@@ -17,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cache import world_features
+from bench.config import load_run_config, run_id
+from bench.data.shapes import ShapesWorld
+from bench.results import write_json
+from models.encoders import XEncoder
+
 ATTRIBUTES = {
     "actor shape": lambda s: s.actor.shape,
     "actor colour": lambda s: s.actor.colour,
@@ -48,13 +54,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from bench.build import cache_dir
-    from bench.cache import x_features
-    from bench.evalsets.shapes import WorldClips
-    from bench.config import load_run_config, run_id
-    from bench.data.shapes import ShapesWorld
-    from bench.results import write_json
-    from models.encoders import XEncoder
 
     p = argparse.ArgumentParser(description="Linear probes of the frozen X-encoder's features.")
     p.add_argument("config")
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     world = ShapesWorld(cfg.data.shapes)
     encoder = XEncoder(cfg.model.x_encoder, cfg.seed).eval()
-    feats = x_features(encoder, WorldClips(world, "train"), cache_dir(), log=print)
+    feats = world_features(encoder, world, log=print)
     n = min(args.clips, len(feats))
     scenes = [world.scene("train", i) for i in range(n)]
     x = np.asarray(feats[:n], dtype=np.float32)  # read once for every attribute

@@ -1,14 +1,17 @@
 """The results store: one folder per run id, every file written so that a reader never sees half of it.
 
-    results/runs/<run_id>/
+    results/runs/<run_id>/          RunDir below: the one place that spells this layout
         run.json        the run record: resolved config, run_id, git commit, versions, parity, status
         metrics.jsonl   one line per logged optimizer step (loss, lr, grad norm, samples/s, samples_seen)
         evals.jsonl     one line per (samples_seen, task, metric): value and chance level
+        log.txt         the run's log lines, with wall-clock times
         predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices)
-        checkpoints/    DeepSpeed checkpoints and the LATEST pointer
-        y_decoder/      the Y-decoder trained for this run (VL-JEPA captioning)
+        checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/checkpoint.py owns the inside)
+        ondemand/       bench.eval's records (<tag>.jsonl) and per-item outputs (<tag>.predictions/)
+    results/sweeps/<name>.json      a sweep's runs, conditions and job ids (bench/sweep.py)
 
-analysis/ reads these files (through read_jsonl below, standard library only) and nothing else of the suite.
+analysis/ reads these files (through RunDir and read_jsonl below, standard library only) and nothing
+else of the suite.
 """
 
 from __future__ import annotations
@@ -16,13 +19,18 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 RUN_RECORD = "run.json"
 PREDICTIONS = "predictions"
 METRICS = "metrics.jsonl"
 EVALS = "evals.jsonl"
+LOG = "log.txt"
+RUNS, SWEEPS = "runs", "sweeps"  # the store's folders of run folders and of sweep records
+RECORD_FILES = (RUN_RECORD, EVALS, METRICS)  # what a committed snapshot of a run keeps (no checkpoints)
 
 # run.json "status" values
 RUNNING, DONE, FAILED, PREEMPTED = "running", "done", "failed", "preempted"
@@ -84,13 +92,59 @@ def truncate_jsonl(path: Path, keep) -> None:
         write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in read_jsonl(path) if keep(r)))
 
 
-def run_dir(output_dir: str | Path, run_id: str) -> Path:
-    return Path(output_dir) / run_id
+@dataclass(frozen=True)
+class RunDir:
+    """One run's folder: where each of its files lives, and reading its record."""
+
+    path: Path
+
+    @classmethod
+    def of(cls, output_dir: str | Path, run_id: str) -> RunDir:
+        return cls(Path(output_dir) / run_id)
+
+    @property
+    def record(self) -> Path:
+        return self.path / RUN_RECORD
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def evals(self) -> Path:
+        return self.path / EVALS
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    def predictions(self, samples_seen: int) -> Path:
+        """The per-item outputs of the evaluation at samples_seen."""
+        return self.path / PREDICTIONS / f"{samples_seen:012d}"
+
+    def ondemand(self, tag: str) -> tuple[Path, Path]:
+        """(records file, per-item outputs folder) of bench.eval on checkpoint `tag`."""
+        return self.path / "ondemand" / f"{tag}.jsonl", self.path / "ondemand" / f"{tag}.predictions"
+
+    def exists(self) -> bool:
+        return self.record.is_file()
+
+    def read_record(self) -> dict[str, Any]:
+        return read_json(self.record)
+
+    def status(self) -> str | None:
+        """run.json's status, or None before the run first wrote it."""
+        return self.read_record().get("status") if self.exists() else None
 
 
-def run_status(directory: Path) -> str | None:
-    rec = directory / RUN_RECORD
-    return read_json(rec).get("status") if rec.is_file() else None
+def run_dirs(results: str | Path) -> Iterator[RunDir]:
+    """Every run folder of a results store that has a run record, in run_id order."""
+    for rec in sorted((Path(results) / RUNS).glob(f"*/{RUN_RECORD}")):
+        yield RunDir(rec.parent)
 
 
 def prediction_writer(folder: Path):

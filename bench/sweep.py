@@ -19,9 +19,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config
+from bench.checkpoint import read_latest
+from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config, parse_override
 from bench.configlib import to_dict
-from bench.results import DONE, RUN_RECORD, read_json, run_dir, write_json
+from bench.data.loader import fingerprint
+from bench.data.manifest import ManifestError, check_dataset
+from bench.data.registry import RegistryError
+from bench.data.sources import stage_data, train_samples
+from bench.engine import plan_stages
+from bench.evalsets.registry import EvalSetError, validate
+from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
+from bench.results import DONE, FAILED, RUNS, SWEEPS, RunDir, read_json, write_json
+from models import registry
 
 # what the runs of one comparison group (one seed) must share unless the sweep varies it
 PARITY_KEYS = ("model.x_encoder", "model.lm.tokenizer", "data", "train.budget", "train.global_batch",
@@ -59,7 +68,6 @@ def condition_label(point: dict[str, Any]) -> str:
 
 def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> list[SweepRun]:
     """Every run of the sweep, each validated; all invalid grid points are reported together."""
-    from bench.config import parse_override
 
     cli = dict(parse_override(o) for o in overrides)
     cli_error = None
@@ -74,7 +82,7 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
         for seed in sweep.seeds:
             settings = {**sweep.set, **{f"launch.{k}": v for k, v in sweep.launch.items()}, **point,
                         "seed": seed, "name": f"{sweep.name}/{label}/seed{seed}",
-                        "output_dir": str((Path(sweep.results) / "runs").resolve()), **cli}
+                        "output_dir": str((Path(sweep.results) / RUNS).resolve()), **cli}
             try:
                 cfg = load_run_config(sweep.base, settings, relative_to=sweep_file.parent,
                                       source=f"{sweep_file} grid point [{label}] seed {seed}")
@@ -112,8 +120,6 @@ def training_datasets(cfg: RunConfig) -> list[tuple[str, str]]:
 def check_training_data(runs: list[SweepRun]) -> list[str]:
     """Problems with the runs' training data: every dataset must resolve and parse, and its first sample
     decode; each problem once, with the runs it concerns."""
-    from bench.data.manifest import ManifestError, check_dataset
-    from bench.data.registry import RegistryError
 
     problems: dict[str, list[str]] = {}
     checked: dict[str, str | None] = {}
@@ -132,7 +138,6 @@ def check_training_data(runs: list[SweepRun]) -> list[str]:
 
 def check_models(runs: list[SweepRun]) -> list[str]:
     """Every run's model.name is registered (models/registry.py)."""
-    from models import registry
 
     problems: dict[str, list[str]] = {}
     for r in runs:
@@ -145,7 +150,6 @@ def check_models(runs: list[SweepRun]) -> list[str]:
 
 def check_eval_sets(runs: list[SweepRun]) -> list[str]:
     """Problems with the runs' eval sets (bench/evalsets/registry.py), each once with the runs it concerns."""
-    from bench.evalsets.registry import EvalSetError, validate
 
     problems: dict[str, list[str]] = {}
     for r in runs:
@@ -189,9 +193,6 @@ def check_parity(runs: list[SweepRun], swept: list[str], fingerprints: bool = Tr
                 problems.append(f"seed {seed}: '{key}' differs between runs of one comparison group, "
                                 f"but the sweep does not vary it")
         if fingerprints and not varies_data(swept):  # a sweep over the data or the stages reads other data by design
-            from bench.data.loader import fingerprint
-            from bench.data.sources import stage_data, train_samples
-            from bench.engine import plan_stages
 
             try:
                 prints = {fingerprint(train_samples(stage_data(r.cfg.data, plan_stages(r.cfg)[0]), r.cfg.seed), 16)
@@ -214,15 +215,14 @@ def parity_summary(runs: list[SweepRun], swept: list[str]) -> str:
 
 def run_state(r: SweepRun) -> str:
     """done / resume at N samples / failed (will resume) / new, from the results store."""
-    d = run_dir(r.cfg.output_dir, r.run_id)
-    rec = d / RUN_RECORD
-    if not rec.is_file():
+    d = RunDir.of(r.cfg.output_dir, r.run_id)
+    status = d.status()
+    if status is None:
         return "new"
-    status = read_json(rec).get("status")
     if status == DONE:
         return "done"
-    latest = d / "checkpoints" / "LATEST.json"
-    seen = read_json(latest)["meta"]["samples_seen"] if latest.is_file() else 0
+    latest = read_latest(d.checkpoints)
+    seen = latest["meta"]["samples_seen"] if latest else 0
     return f"{status}, resumes at {seen:,}"
 
 
@@ -233,7 +233,7 @@ def table(runs: list[SweepRun], states: list[str]) -> str:
 
 
 def sweep_record_path(sweep: SweepConfig) -> Path:
-    return Path(sweep.results).resolve() / "sweeps" / f"{sweep.name}.json"
+    return Path(sweep.results).resolve() / SWEEPS / f"{sweep.name}.json"
 
 
 def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], jobs: dict[str, str],
@@ -245,7 +245,8 @@ def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun
     except ValueError:
         shown = str(sweep_file)
     write_json(path, {
-        "name": sweep.name, "file": shown, "overrides": list(overrides), "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
+        "name": sweep.name, "file": shown, "overrides": list(overrides),
+        "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
         "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point} for r in runs],
         "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
     })
@@ -279,17 +280,15 @@ def status_lines(sweep: SweepConfig, runs: list[SweepRun]) -> list[str]:
         if job in queue and state != "done":
             state = f"slurm {queue[job]} (job {job}); {state}"
         lines.append(state)
-        rec = run_dir(r.cfg.output_dir, r.run_id) / RUN_RECORD
-        if rec.is_file() and read_json(rec).get("status") == "failed":
-            log = run_dir(r.cfg.output_dir, r.run_id) / "log.txt"
-            err = read_json(rec).get("error", "")
-            tail = " | ".join(log.read_text().splitlines()[-3:]) if log.is_file() else ""
+        d = RunDir.of(r.cfg.output_dir, r.run_id)
+        if d.status() == FAILED:
+            err = d.read_record().get("error", "")
+            tail = " | ".join(d.log.read_text().splitlines()[-3:]) if d.log.is_file() else ""
             lines[-1] = f"failed: {err} [{tail}]"
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
 
     p = argparse.ArgumentParser(description="Launch a sweep of matched runs.")
     p.add_argument("file")
@@ -332,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
         return 0
     executor = args.executor or default_executor()
-    print(f"executor: {executor}" + ("" if args.executor else " (sbatch found)" if executor == "slurm" else " (no sbatch on PATH)"))
+    why = "" if args.executor else " (sbatch found)" if executor == "slurm" else " (no sbatch on PATH)"
+    print(f"executor: {executor}{why}")
     folder = Path(sweep.results).resolve() / "submitit" / sweep.name
     write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
     jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel)
@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{r.cfg.name} ({r.run_id}): {describe_outcome(j)}")
     failed = [r for r in runs if run_state(r) != "done"]
     if executor != "slurm" or args.wait:
-        print(f"{len(runs) - len(failed)}/{len(runs)} runs done" + (f"; not done: {', '.join(r.run_id for r in failed)}" if failed else ""))
+        not_done = f"; not done: {', '.join(r.run_id for r in failed)}" if failed else ""
+        print(f"{len(runs) - len(failed)}/{len(runs)} runs done{not_done}")
         return 1 if failed else 0
     return 0
 

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ import torch
 import torch.distributed as dist
 
 from bench import dist as distenv
+from bench.build import build_model
+from bench.cache import training_samples
 from bench.checkpoint import Checkpoints
 from bench.config import RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
@@ -30,8 +33,8 @@ from bench.data.sources import stage_data, train_samples
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.provenance import git_commit, versions
-from bench.results import (DONE, EVALS, FAILED, METRICS, PREDICTIONS, PREEMPTED, RUN_RECORD, RUNNING, append_jsonl,
-                           prediction_writer, read_json, run_dir, truncate_jsonl, write_json)
+from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl, prediction_writer, truncate_jsonl, write_json
+from bench.step import NonFiniteLoss, StepResult, optimizer_step, seed_process
 from bench.tasks import evaluate
 from bench.tasks.common import EvalContext
 
@@ -40,10 +43,6 @@ STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
 
 class Preempted(Exception):
     """The run checkpointed on a signal and stopped; running it again resumes it."""
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 class _StopFlag:
@@ -74,39 +73,13 @@ class _StopFlag:
             signal.signal(s, h)
 
 
-def _all_true(flag: bool, device) -> bool:
-    """Whether the flag is set on any rank (so every rank takes the same branch)."""
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def _mean_over_ranks(values: dict[str, float], device) -> dict[str, float]:
-    if not (dist.is_initialized() and dist.get_world_size() > 1) or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
-    dist.all_reduce(t)
-    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
-
-
-def _grad_norm(engine) -> float | None:
-    norm = engine.get_global_grad_norm()
-    if norm is not None:
-        return float(norm)
-    grads = [p.grad.detach().float().norm() for p in engine.module.parameters() if p.grad is not None]
-    return float(torch.stack(grads).norm()) if grads else None
-
-
 class Run:
     """State and records of one run; `execute` does the work."""
 
     def __init__(self, cfg: RunConfig, log=print):
         self.cfg = cfg
         self.id = run_id(cfg)
-        self.dir = run_dir(cfg.output_dir, self.id)
+        self.dir = RunDir.of(cfg.output_dir, self.id)
         self.log_fn = log
         self.stages = plan_stages(cfg)
         self.grid = cfg.eval_grid()
@@ -117,14 +90,14 @@ class Run:
         if self.env.is_main:
             line = f"[{self.id}] {msg}"
             self.log_fn(line)
-            with open(self.dir / "log.txt", "a") as f:
+            with open(self.dir.log, "a") as f:
                 f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
     # ------------------------------------------------------------------ records
     def _record(self, status: str, **extra: Any) -> None:
         self.record.update(status=status, updated=time.time(), **extra)
         if self.env.is_main:
-            write_json(self.dir / RUN_RECORD, self.record)
+            write_json(self.dir.record, self.record)
 
     def _evaluate(self, model, samples_seen: int, stage: StagePlan) -> None:
         if not self.cfg.eval.tasks:
@@ -133,13 +106,13 @@ class Run:
         if self.eval_sets is None:
             self.eval_sets = load_sets(self.cfg, self.world)
         source = self._samples(stage)
-        kept = prediction_writer(self.dir / PREDICTIONS / f"{samples_seen:012d}") if self.env.is_main else None
+        kept = prediction_writer(self.dir.predictions(samples_seen)) if self.env.is_main else None
         ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
                                   self.env.rank, self.log, kept)
         recs = evaluate(model, ctx, self.cfg.eval.tasks)
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
-            append_jsonl(self.dir / EVALS, rows)
+            append_jsonl(self.dir.evals, rows)
             several = {t for t, sets in self.eval_sets.items() if len(sets) > 1}
             shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}"
                               + (f" [{r['dataset']}]" if r["task"] in several else "")
@@ -151,18 +124,16 @@ class Run:
         validate(self.cfg, f"run {self.cfg.name}")  # every eval set there, before anything is built or written
         self.env = distenv.detect()
         self.device = distenv.setup(self.env)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        if (self.dir / RUN_RECORD).is_file() and read_json(self.dir / RUN_RECORD).get("status") == DONE:
+        self.dir.path.mkdir(parents=True, exist_ok=True)
+        if self.dir.status() == DONE:
             self.log("already done; nothing to do")
-            return read_json(self.dir / RUN_RECORD)
+            return self.dir.read_record()
         self.skipped = 0
         self.replaced, self.replaced_examples = 0, []
-        torch.manual_seed(self.cfg.seed * 1000 + self.env.rank)  # dropout and other in-step randomness
-        from bench.build import build_model
-
+        seed_process(self.cfg.seed, self.env.rank)
         model = build_model(self.cfg)
         self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
-        ckpts = Checkpoints(self.dir / "checkpoints", self.cfg.train.keep_checkpoints, self.env.rank)
+        ckpts = Checkpoints(self.dir.checkpoints, self.cfg.train.keep_checkpoints, self.env.rank)
         latest = ckpts.latest()
         first_samples = self._samples(self.stages[0])
         self.record = {
@@ -174,16 +145,16 @@ class Run:
                        "budget_samples": self.cfg.train.budget.samples, "global_batch": self.cfg.train.global_batch,
                        "eval_grid": self.grid, "parameters": model.parameter_counts()},
         }
-        if self.env.is_main and (self.dir / RUN_RECORD).is_file():
-            old = read_json(self.dir / RUN_RECORD)
+        if self.env.is_main and self.dir.exists():
+            old = self.dir.read_record()
             self.record["started"] = old.get("started", self.record["started"])
             self.record["resumes"] = old.get("resumes", 0) + (1 if latest else 0)
         self._record(RUNNING)
         if latest:
             seen = latest["meta"]["samples_seen"]
             if self.env.is_main:  # lines written after that checkpoint are written again
-                truncate_jsonl(self.dir / METRICS, lambda r: r["samples_seen"] <= seen)
-                truncate_jsonl(self.dir / EVALS, lambda r: r["samples_seen"] <= seen)
+                truncate_jsonl(self.dir.metrics, lambda r: r["samples_seen"] <= seen)
+                truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
             self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
         try:
             with _StopFlag() as stop:
@@ -225,18 +196,14 @@ class Run:
             total = int(t.item())
         self.record["data_errors"] = {"replaced_samples": total, "examples": self.replaced_examples[:20]}
 
-    def _cached(self, model, samples):
-        """With data.cache: train on the frozen X-encoder's cached features, and on the frozen Y-encoder's
-        cached targets (bench/cache.py); the cache is built once per machine and shared by all runs."""
+    def _training_source(self, model, stage: StagePlan):
+        """What the stage's loader reads: with data.cache on the shapes world, the frozen X-encoder's cached
+        features and the frozen Y-encoder's cached targets (bench/cache.py: built once per machine, shared
+        by every run); otherwise the samples themselves."""
+        samples = self._samples(stage)
         if not (self.cfg.data.cache and self.cfg.data.source == "shapes"):
             return samples
-        from bench.build import cache_dir
-        from bench.cache import CachedSamples, attach_target_cache, x_features
-        from bench.evalsets.shapes import WorldClips
-
-        feats = x_features(model.x_encoder, WorldClips(self.world, "train"), cache_dir(), self.env.rank, self.log)
-        attach_target_cache(model, samples, cache_dir(), self.env.rank, self.log)
-        return CachedSamples(samples, feats)
+        return training_samples(model, samples, self.world, self.env.rank, self.log)
 
     def _samples(self, stage: StagePlan):
         """The stage's training samples, built once (a manifest is parsed once, not at every evaluation)."""
@@ -245,113 +212,127 @@ class Run:
         return self._sources[stage.index]
 
     def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, latest, stop: _StopFlag) -> None:
-        cfg, t = self.cfg, self.cfg.train
         meta = latest["meta"] if latest else None
         if meta and meta["stage"] > stage.index:
             return  # finished before the resume
         if meta and meta["stage"] == stage.index and meta["stage_position"] == stage.samples:
             return
-        engine, optimizer, scheduler = make_engine(model, cfg, stage, self.env.world_size)
-        samples = self._cached(model, self._samples(stage))
-        loader = SharedLoader(samples, t.global_batch, t.micro_batch, stage.samples, self.env.world_size,
-                              self.env.rank, cfg.data.num_workers)
+        t = self.cfg.train
+        engine, optimizer, _ = make_engine(model, self.cfg, stage, self.env.world_size)
+        loader = SharedLoader(self._training_source(model, stage), t.global_batch, t.micro_batch, stage.samples,
+                              self.env.world_size, self.env.rank, self.cfg.data.num_workers)
         self.skipped = meta.get("skipped", 0) if meta else 0
         if meta:
             self.replaced = meta.get("replaced", 0)
-        evaluated = set(meta["evaluated"]) if meta else set()
+        self.evaluated = set(meta["evaluated"]) if meta else set()
         if meta and meta["stage"] == stage.index:
             ckpts.load(engine, latest["tag"])
             loader.load_state_dict({"position": meta["stage_position"]})
         elif meta and meta["stage"] == stage.index - 1:  # the previous stage's final weights
             ckpts.load(engine, latest["tag"], module_only=True)
-        seen = stage.start + loader.position
         self.log(f"stage {stage.name} ({stage.data_stage}): {stage.samples:,} samples, "
                  f"{self.env.world_size} process(es), accumulation {loader.accumulation}")
-
-        def maybe_eval(now: int) -> None:
-            for point in self.grid:
-                if point <= now and point not in evaluated and stage.start <= point <= stage.start + stage.samples:
-                    self._evaluate(engine.module, now, stage)
-                    evaluated.add(point)
-
-        def save(tag_pos: int) -> None:
-            m = {"stage": stage.index, "stage_position": tag_pos, "samples_seen": stage.start + tag_pos,
-                 "evaluated": sorted(evaluated), "skipped": self.skipped, "replaced": self.replaced}
-            ckpts.save(engine, f"s{stage.index}_{tag_pos:012d}", m)
-            self._record_data_errors()
-            self._record(self.record["status"])  # data_errors as of this checkpoint
-
-        maybe_eval(seen)
+        self._maybe_evaluate(engine, stage, stage.start + loader.position)
         engine.train()
-        bar = None
-        if self.env.is_main and sys.stderr.isatty():  # a progress bar when interactive, log lines otherwise
-            from tqdm import tqdm
-
-            bar = tqdm(total=stage.samples, initial=loader.position, unit="sample", desc=stage.name, leave=False)
-            self.log_fn = tqdm.write
-        window: dict[str, list[float]] = {}
-        t_window, n_window, step_losses = time.perf_counter(), 0, {}
+        progress = _Progress(self, stage, loader.position)
+        batches = self._micro_batches(loader, stage)
         next_ckpt = (loader.position // t.checkpoint_every + 1) * t.checkpoint_every if t.checkpoint_every else None
-        for micro, batch in enumerate(loader):
-            if "replaced" in batch:
-                self._count_replaced(batch, (stage.start + loader.position) // t.global_batch)
-            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-            out = engine(batch)
-            loss = out["loss"]
-            if _all_true(not bool(torch.isfinite(loss.detach())), self.device):
-                step_idx = (stage.start + loader.position) // t.global_batch
-                if t.nonfinite == "fail":
-                    raise NonFiniteLoss(f"non-finite loss at optimizer step {step_idx} "
-                                        f"({stage.start + loader.position:,} samples): {loss.item()}")
-                self.skipped += 1
-                loss = sum(p.sum() * 0.0 for p in engine.module.parameters() if p.requires_grad)  # zero gradients
-                out = {"loss": loss}
-            for k, v in out.items():
-                step_losses.setdefault(k, []).append(float(v.detach().float()))
-            boundary = engine.is_gradient_accumulation_boundary()
-            engine.backward(loss)
-            norm = _grad_norm(engine) if boundary and t.zero_stage == 0 else None
-            engine.step()
-            if not boundary:
-                continue
+        while loader.position < stage.samples:
+            step = (stage.start + loader.position) // t.global_batch  # the step being taken, from 0
+            where = f"optimizer step {step + 1} ({stage.start + loader.position + t.global_batch:,} samples)"
+            result = optimizer_step(engine, batches, loader.accumulation, self.device, t.nonfinite,
+                                    flags=(float(stop.signum is not None),), where=lambda w=where: w)
             seen = stage.start + loader.position
-            if norm is None:
-                norm = _grad_norm(engine)
-            stats = _mean_over_ranks({k: sum(v) / len(v) for k, v in step_losses.items()}, self.device)
-            step_losses = {}
-            for k, v in stats.items():
-                window.setdefault(k, []).append(v)
-            window.setdefault("grad_norm", []).append(norm if norm is not None else float("nan"))
-            n_window += t.global_batch
-            if bar is not None:
-                bar.update(t.global_batch)
-                bar.set_postfix(loss=f"{stats['loss']:.4f}")
-            step = seen // t.global_batch
-            if step % t.log_every == 0 or loader.position == stage.samples:
-                dt = time.perf_counter() - t_window
-                row = {k: sum(v) / len(v) for k, v in window.items()}
-                row.update(step=step, samples_seen=seen, stage=stage.name, lr=optimizer.param_groups[0]["lr"],
-                           samples_per_s=n_window / dt if dt > 0 else None)
-                if self.env.is_main:
-                    append_jsonl(self.dir / METRICS, [row])
-                self.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row['loss']:.4f} | "
-                         f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
-                window, t_window, n_window = {}, time.perf_counter(), 0
-            maybe_eval(seen)
+            self._count_skipped(result.skipped, step + 1)
+            progress.step(step + 1, seen, result, optimizer.param_groups[0]["lr"], loader.position == stage.samples)
+            self._maybe_evaluate(engine, stage, seen)
             engine.train()
-            if _all_true(stop.signum is not None, self.device):
-                save(loader.position)
+            if result.flags[0]:  # a stop signal on any process
+                self._save(ckpts, engine, stage, loader.position)
                 self._record(PREEMPTED, samples_seen=seen)
                 self.log(f"signal received: checkpointed at {seen:,} samples; run again to resume")
                 stop.forward()
                 raise Preempted(f"checkpointed at {seen:,} samples")
-            if next_ckpt is not None and loader.position >= next_ckpt and loader.position < stage.samples:
-                save(loader.position)
+            if next_ckpt is not None and next_ckpt <= loader.position < stage.samples:
+                self._save(ckpts, engine, stage, loader.position)
                 next_ckpt += t.checkpoint_every
-        if bar is not None:
-            bar.close()
-        maybe_eval(stage.start + stage.samples)
-        save(stage.samples)
+        progress.close()
+        self._maybe_evaluate(engine, stage, stage.start + stage.samples)
+        self._save(ckpts, engine, stage, stage.samples)
+
+    def _micro_batches(self, loader: SharedLoader, stage: StagePlan) -> Iterator[dict]:
+        """The loader's micro-batches, with the samples it had to replace (unreadable files) counted."""
+        for batch in loader:
+            if "replaced" in batch:
+                self._count_replaced(batch, (stage.start + loader.position) // self.cfg.train.global_batch)
+            yield batch
+
+    def _count_skipped(self, skipped: int, step: int) -> None:
+        """train.nonfinite=skip: log every skipped micro-batch, and fail past train.max_skipped_fraction."""
+        if not skipped:
+            return
+        self.skipped += skipped
+        self.log(f"step {step}: skipped {skipped} micro-batch(es) with a non-finite loss ({self.skipped} in all)")
+        t = self.cfg.train
+        micro_so_far = step * t.global_batch // t.micro_batch
+        if self.skipped > t.max_skipped_fraction * micro_so_far:
+            raise NonFiniteLoss(f"{self.skipped} of {micro_so_far} micro-batches had a non-finite loss by optimizer "
+                                f"step {step}, more than train.max_skipped_fraction={t.max_skipped_fraction}")
+
+    def _maybe_evaluate(self, engine, stage: StagePlan, now: int) -> None:
+        """Evaluate at every grid point of this stage reached by `now` and not yet evaluated."""
+        for point in self.grid:
+            if point <= now and point not in self.evaluated and stage.start <= point <= stage.start + stage.samples:
+                self._evaluate(engine.module, now, stage)
+                self.evaluated.add(point)
+
+    def _save(self, ckpts: Checkpoints, engine, stage: StagePlan, position: int) -> None:
+        meta = {"stage": stage.index, "stage_position": position, "samples_seen": stage.start + position,
+                "evaluated": sorted(self.evaluated), "skipped": self.skipped, "replaced": self.replaced}
+        ckpts.save(engine, f"s{stage.index}_{position:012d}", meta)
+        self._record_data_errors()
+        self._record(self.record["status"])  # data_errors as of this checkpoint
+
+
+class _Progress:
+    """The log of a stage's steps: a metrics.jsonl row and a log line every train.log_every steps (averages
+    over the window), a progress bar on a terminal."""
+
+    def __init__(self, run: Run, stage: StagePlan, position: int):
+        self.run, self.stage = run, stage
+        self.window: dict[str, list[float]] = {}
+        self.t0, self.samples = time.perf_counter(), 0
+        self.bar = None
+        if run.env.is_main and sys.stderr.isatty():  # a progress bar when interactive, log lines otherwise
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=stage.samples, initial=position, unit="sample", desc=stage.name, leave=False)
+            run.log_fn = tqdm.write
+
+    def step(self, step: int, seen: int, result: StepResult, lr: float, last: bool) -> None:
+        t = self.run.cfg.train
+        for k, v in result.losses.items():
+            self.window.setdefault(k, []).append(v)
+        self.window.setdefault("grad_norm", []).append(result.grad_norm if result.grad_norm is not None else float("nan"))
+        self.samples += t.global_batch
+        if self.bar is not None:
+            self.bar.update(t.global_batch)
+            self.bar.set_postfix(loss=f"{result.losses.get('loss', float('nan')):.4f}")
+        if step % t.log_every and not last:
+            return
+        dt = time.perf_counter() - self.t0
+        row = {k: sum(v) / len(v) for k, v in self.window.items()}
+        row.update(step=step, samples_seen=seen, stage=self.stage.name, lr=lr,
+                   samples_per_s=self.samples / dt if dt > 0 else None)
+        if self.run.env.is_main:
+            append_jsonl(self.run.dir.metrics, [row])
+        self.run.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row.get('loss', float('nan')):.4f} | "
+                     f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
+        self.window, self.t0, self.samples = {}, time.perf_counter(), 0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run(cfg: RunConfig, log=print) -> dict[str, Any]:

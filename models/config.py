@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from models.losses import LossConfig  # beside the losses it names
+
 LAYER_SLICE = re.compile(r"^\s*(-?\d+)?\s*:\s*(-?\d+)?\s*$")
 
 
@@ -79,18 +81,6 @@ class YEncoderConfig:
 
 
 @dataclass
-class LossConfig:
-    name: Literal["infonce", "cosine", "l1", "l2", "vicreg", "sigreg"] = "infonce"
-    temperature: float = field(default=0.07, metadata={"gt": 0.0})
-    learn_temperature: bool = True
-    min_temperature: float = field(default=0.01, metadata={"gt": 0.0})
-    mask_duplicates: bool = field(default=True, metadata={"help": "InfoNCE: identical targets are not negatives"})
-    vicreg_weights: list[float] = field(default_factory=lambda: [25.0, 25.0, 1.0], metadata={"help": "invariance, variance, covariance"})
-    sigreg_weight: float = field(default=0.05, metadata={"ge": 0.0})
-    sigreg_slices: int = field(default=256, metadata={"ge": 1})
-
-
-@dataclass
 class DecoderConfig:
     """The Y-decoder: embedding -> text (see models/decoder.py for the design)."""
 
@@ -100,7 +90,8 @@ class DecoderConfig:
     heads: int = field(default=4, metadata={"ge": 1})
     prefix_tokens: int = field(default=4, metadata={"ge": 1})
     max_tokens: int = field(default=32, metadata={"ge": 2})
-    noise: float = field(default=0.1, metadata={"ge": 0.0, "help": "training noise on the unit embedding (bridges predicted vs. encoded)"})
+    noise: float = field(default=0.1, metadata={
+        "ge": 0.0, "help": "training noise on the unit embedding (bridges predicted vs. encoded)"})
 
 
 @dataclass

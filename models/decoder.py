@@ -19,7 +19,9 @@ names.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from models.config import DecoderConfig
 from models.encoders import load_tokenizer
 from models.lm import greedy_decode
+from models.protocol import Decoding
 
 
 class YDecoder(nn.Module):
@@ -121,7 +124,7 @@ class YDecoder(nn.Module):
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "YDecoder":
+    def load(cls, directory: str | Path) -> YDecoder:
         directory = Path(directory)
         meta = json.loads((directory / "config.json").read_text())
         dec = cls(DecoderConfig(**meta["decoder"]), meta["embed_dim"], str(directory))
@@ -132,3 +135,29 @@ class YDecoder(nn.Module):
                              f"(missing {missing[:3]}, unexpected {result.unexpected_keys[:3]})")
         dec.lm.tie_weights()
         return dec.eval()
+
+
+@contextlib.contextmanager
+def y_decoding(model, texts: Callable[[], list[str]], steps: int, seed: int, log=None) -> Iterator[Decoding]:
+    """A model's `decoding` hook (models/protocol.py) for models that caption through a Y-decoder: one
+    loaded from model.decoder.checkpoint, or else one trained now, for the embedding space the model has
+    *now*, on texts() (text -> model.encode_targets -> decoder -> the same text), attached as
+    model.decoder for the with-block and detached after it (the next grid point's space is another).
+    Uses model.encode_targets, model.decoder, and model.cfg's decoder, embed_dim and lm.tokenizer."""
+    if model.decoder is not None:
+        yield Decoding(model.decoder.generate, model.encode_targets)
+        return
+    given = texts()
+    if not given:
+        raise ValueError("the training data has no caption texts to train a Y-decoder on; set model.decoder.checkpoint")
+    with torch.no_grad():
+        emb = torch.cat([model.encode_targets(given[s:s + 256]).float() for s in range(0, len(given), 256)])
+    cfg = model.cfg
+    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+        decoder = YDecoder(cfg.decoder, cfg.embed_dim, cfg.lm.tokenizer, seed=seed)
+        decoder.to(emb.device).fit(emb, given, steps=steps, batch=64, lr=1e-3, seed=seed, log=log)
+    model.decoder = decoder
+    try:
+        yield Decoding(decoder.generate, model.encode_targets)
+    finally:
+        model.decoder = None

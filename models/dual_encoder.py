@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.config import ModelConfig
+from models.decoder import y_decoding
 from models.encoders import TextEncoder, XEncoder
 from models.losses import build_loss
 from models.protocol import Batch, Candidates, count_parameters, decay_groups, score_by_embedding
@@ -71,8 +72,14 @@ class DualEncoder(nn.Module):
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
         if self.decoder is None:
-            raise RuntimeError("the dual encoder captions through a Y-decoder: attach one (models/decoder.py)")
+            raise RuntimeError("the dual encoder captions through a Y-decoder: inside `with model.decoding(...)`")
         return self.decoder.generate(self.embed(batch), max_tokens)
+
+    def decoding(self, texts, steps: int, seed: int, log=None):
+        return y_decoding(self, texts, steps, seed, log)
+
+    def frozen_text_encoder(self) -> TextEncoder | None:
+        return self.y_encoder if self.y_encoder.frozen else None
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         return {"x_encoder": count_parameters(self.x_encoder), "y_encoder": count_parameters(self.y_encoder),

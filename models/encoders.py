@@ -109,7 +109,7 @@ class XEncoder(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self._hash: str | None = None
 
-    def train(self, mode: bool = True) -> "XEncoder":
+    def train(self, mode: bool = True) -> XEncoder:
         return super().train(False)
 
     @property
@@ -136,7 +136,8 @@ class XEncoder(nn.Module):
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         x = (video.float() / 255.0 - self.mean) / self.std
-        tokens = self.encoder(pixel_values_videos=x.to(self.encoder.embeddings.patch_embeddings.proj.weight.dtype)).last_hidden_state
+        dtype = self.encoder.embeddings.patch_embeddings.proj.weight.dtype
+        tokens = self.encoder(pixel_values_videos=x.to(dtype)).last_hidden_state
         if self.pool == "none":
             return tokens
         B, N, H = tokens.shape
@@ -171,7 +172,7 @@ class TextEncoder(nn.Module):
     def frozen(self) -> bool:
         return self.cfg.lr_multiplier == 0
 
-    def train(self, mode: bool = True) -> "TextEncoder":
+    def train(self, mode: bool = True) -> TextEncoder:
         super().train(mode)
         if self.frozen:
             self.backbone.eval()

@@ -7,15 +7,37 @@ loss(pred (B, D), target (B, D), same (B, B) bool or None) -> dict with "loss".
 
 from __future__ import annotations
 
+import difflib
 import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.config import LossConfig
+LOSSES: dict[str, type[nn.Module]] = {}  # name -> loss class: what model.loss.name chooses among
 
-LOSSES: dict[str, type[nn.Module]] = {}
+
+@dataclass
+class LossConfig:
+    name: str = field(default="infonce", metadata={"help": "the name of a loss registered in LOSSES below"})
+    temperature: float = field(default=0.07, metadata={"gt": 0.0})
+    learn_temperature: bool = True
+    min_temperature: float = field(default=0.01, metadata={"gt": 0.0})
+    mask_duplicates: bool = field(default=True, metadata={"help": "InfoNCE: identical targets are not negatives"})
+    vicreg_weights: list[float] = field(default_factory=lambda: [25.0, 25.0, 1.0],
+                                        metadata={"help": "invariance, variance, covariance"})
+    sigreg_weight: float = field(default=0.05, metadata={"ge": 0.0})
+    sigreg_slices: int = field(default=256, metadata={"ge": 1})
+
+    def check(self) -> None:
+        if self.name not in LOSSES:
+            close = difflib.get_close_matches(self.name, list(LOSSES), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"model.loss.name={self.name!r} is not a registered loss{hint} "
+                             f"(registered: {', '.join(sorted(LOSSES))})")
+
+
 
 
 def _register(name: str):

@@ -3,11 +3,24 @@
 A batch is a dict: "video" (B, T, 3, H, W) uint8 or, from a feature cache, "x_features" (B, N, dim)
 (the frozen X-encoder's output), "query" list[str], "target" list[str] (plus bookkeeping keys a model
 ignores).
+
+Everything bench/ needs of a model is here: the members of `Model`, and three optional ones that bench
+reaches only through the functions at the end of this file:
+
+- embed_text(texts) -> (N, D) unit-norm text embeddings: the text-only hard-negative test;
+- decoding(texts, steps, seed, log) -> a context manager that readies generate() for its with-block and
+  yields a `Decoding` (a model that captions through a Y-decoder: `models.decoder.y_decoding`); the
+  captioning and streaming tasks use it, and streaming needs it to turn an embedding stream into text;
+- frozen_text_encoder() -> a frozen models.encoders.TextEncoder whose outputs bench may cache
+  (bench/cache.py), or None.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -19,6 +32,9 @@ Candidates = Sequence[str] | Sequence[Sequence[str]]  # shared by every sample, 
 class Model(Protocol):
     #: whether embed() gives an embedding stream (selective decoding needs one)
     has_embedding: bool
+    #: the frozen X-encoder (models.encoders.XEncoder) every model of a comparison shares: bench caches its
+    #: output per machine and then sends "x_features" instead of "video"
+    x_encoder: torch.nn.Module
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Same as loss(): engines such as DeepSpeed call the module itself."""
@@ -38,13 +54,37 @@ class Model(Protocol):
     def embed(self, batch: Batch) -> torch.Tensor:
         """(B, D) unit-norm embeddings, where has_embedding is true."""
 
-    # optional: embed_text(texts) -> (N, D) unit-norm text embeddings, where the model has a text encoder
-
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         """Per component: {"trainable": n, "frozen": n}."""
 
     def parity(self) -> dict[str, Any]:
         """What must be equal between twins of a matched pair (e.g. the X-encoder's weight hash)."""
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What a model's decoding() hook yields: embeddings -> texts, and texts -> the target side's embeddings
+    (decoding those gives the decoder's ceiling: what it loses on embeddings it was trained for)."""
+
+    decode: Callable[[torch.Tensor, int | None], list[str]]  # (N, D) embeddings, max tokens -> N texts
+    encode_targets: Callable[[list[str]], torch.Tensor]  # N texts -> (N, D)
+
+
+@contextlib.contextmanager
+def decoding_of(model, texts: Callable[[], list[str]], steps: int, seed: int, log=None) -> Iterator[Decoding | None]:
+    """The model's decoding hook as a with-block; None where the model generates without one."""
+    hook = getattr(model, "decoding", None)
+    if hook is None:
+        yield None
+        return
+    with hook(texts, steps, seed, log) as d:
+        yield d
+
+
+def frozen_text_encoder_of(model):
+    """The model's frozen text encoder whose outputs may be cached, or None."""
+    hook = getattr(model, "frozen_text_encoder", None)
+    return hook() if hook is not None else None
 
 
 def broadcast_candidates(candidates: Candidates, batch_size: int) -> list[list[str]]:

@@ -2,17 +2,21 @@
 every module of this package is imported on the first lookup, so no other file changes.
 
     @register("my_baseline")
-    def build(cfg: ModelConfig, shared: SharedParts) -> nn.Module: ...
+    def build(cfg: ModelConfig, seed: int = 0, meta: bool = False) -> nn.Module: ...
+
+seed initialises the model's own weights (the run's seed); meta builds it on the meta device (no memory:
+parameter counts and shapes).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn as nn
 
+import models
 from models.config import ModelConfig
 
 Builder = Callable[..., nn.Module]
@@ -33,8 +37,6 @@ def _scan() -> None:
     global _SCANNED
     if _SCANNED:
         return
-    import models
-
     for info in pkgutil.iter_modules(models.__path__):
         importlib.import_module(f"models.{info.name}")
     _SCANNED = True

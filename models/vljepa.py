@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from models.config import ModelConfig
-from models.decoder import YDecoder
+from models.decoder import YDecoder, y_decoding
 from models.encoders import TextEncoder, XEncoder, masked_mean
 from models.lm import additive_mask, load_lm, positions
 from models.losses import build_loss
@@ -102,7 +102,7 @@ class VLJEPA(nn.Module):
             self._text_cache.update(zip(missing, emb))
         return torch.stack([self._text_cache[t] for t in texts])
 
-    def train(self, mode: bool = True) -> "VLJEPA":
+    def train(self, mode: bool = True) -> VLJEPA:
         self._text_cache.clear()
         return super().train(mode)
 
@@ -141,9 +141,16 @@ class VLJEPA(nn.Module):
     @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
         if self.decoder is None:
-            raise RuntimeError("VL-JEPA generates text through a trained Y-decoder: set model.decoder.checkpoint "
-                               "to a folder written by YDecoder.save (see models/decoder.py)")
+            raise RuntimeError("VL-JEPA generates text through a Y-decoder: inside `with model.decoding(...)`, or "
+                               "with model.decoder.checkpoint set to a folder written by YDecoder.save")
         return self.decoder.generate(self.embed(batch), max_tokens)
+
+    def decoding(self, texts, steps: int, seed: int, log=None):
+        """A Y-decoder for the embedding space as it is now (models/decoder.py), for a with-block."""
+        return y_decoding(self, texts, steps, seed, log)
+
+    def frozen_text_encoder(self) -> TextEncoder | None:
+        return self.y_encoder if self.y_encoder.frozen else None
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         parts = {"x_encoder": self.x_encoder, "predictor": self.predictor, "vis_proj": self.vis_proj,

@@ -32,9 +32,9 @@ def _cache_dir(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """The tests' tiny world on disk (python -m bench.data.export): its whole val split for every task, a
+    """The tests' tiny world on disk (python -m bench.export_world): its whole val split for every task, a
     training manifest of 64 clips (5 reference captions each), and a dataset registry naming them."""
-    from bench.data.export import main
+    from bench.export_world import main
 
     out = tmp_path_factory.mktemp("export")
     data = [o for o in tiny_overrides() if o.startswith("data.")]

@@ -12,8 +12,7 @@ import pytest
 
 from analysis.records import interval, metrics
 from analysis.report import build
-from analysis.tables import (REFERENCE, ablation_table, comparison_markdown, comparison_table, sota_markdown,
-                             to_markdown)
+from analysis.tables import REFERENCE, ablation_table, comparison_markdown, comparison_table, sota_markdown, to_markdown
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 

@@ -9,13 +9,21 @@ import numpy as np
 import pytest
 
 from bench.data.config import DataConfig, ManifestConfig, ShapesConfig
-from bench.data.items import (VQA_TYPES, classification_items, hard_negatives, make_stream, retrieval_pairs,
-                              state_clip, vqa_items, world_items)
+from bench.data.items import (
+    VQA_TYPES,
+    classification_items,
+    hard_negatives,
+    make_stream,
+    retrieval_pairs,
+    state_clip,
+    vqa_items,
+    world_items,
+)
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.manifest import ManifestError, ManifestSamples, parse_manifest
 from bench.data.shapes import ShapesWorld, TrainSamples, contact_sheet
 from bench.data.text import vocabulary, word_overlap, words
-from bench.data.world import SHAPES, COLOURS, MOTIONS
+from bench.data.world import COLOURS, MOTIONS, SHAPES
 
 SMALL = ShapesConfig(train_size=300, val_size=60, test_size=60, novel_size=40)
 

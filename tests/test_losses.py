@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.config import LossConfig
-from models.losses import build_loss, epps_pulley
+from models.losses import LossConfig, build_loss, epps_pulley
 
 rng = np.random.default_rng(0)
 P = rng.normal(size=(4, 3))
@@ -41,7 +40,9 @@ def test_infonce_masks_duplicate_targets():
     same[0, 1] = same[1, 0] = True  # samples 0 and 1 have the same target text
     got = loss(_t(P), _t(T), same)["loss"].item()
     s = _unit(P) @ _unit(T).T / tau
-    allowed = lambda i, j: i == j or not ({i, j} == {0, 1})
+    def allowed(i, j):
+        return i == j or {i, j} != {0, 1}
+
     row = np.mean([-s[i, i] + math.log(sum(math.exp(s[i, j]) for j in range(4) if allowed(i, j))) for i in range(4)])
     col = np.mean([-s[i, i] + math.log(sum(math.exp(s[j, i]) for j in range(4) if allowed(j, i))) for i in range(4)])
     assert got == pytest.approx((row + col) / 2, rel=1e-5)

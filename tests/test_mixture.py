@@ -15,7 +15,7 @@ import yaml
 
 from bench.data.config import ManifestConfig, MixtureEntry
 from bench.data.manifest import BLOCK, ManifestError, ManifestSamples, block_layout
-from bench.data.shards import write_shards
+from bench.data.prepare import write_shards
 from bench.results import RUN_RECORD, read_json
 
 
@@ -111,9 +111,8 @@ def test_an_unreadable_file_is_replaced_and_counted_or_fails_naming_it(two_manif
 
 
 def test_the_paper_recipe_validates_when_its_datasets_are_there(exported, tmp_path, monkeypatch, capsys):
-    from bench.sweep import main
-
     from bench.data.registry import DEFAULT_REGISTRY
+    from bench.sweep import main
 
     paper = yaml.safe_load(DEFAULT_REGISTRY.read_text())["datasets"]
     train_names = {"datacomp", "yfcc100m", "video_captions", "plm_vqa", "plm_captioning", "plm_classification",

@@ -44,3 +44,23 @@ def test_benchmark_runs_and_writes_its_report(tmp_path):
         assert r["score_K100_ms_per_sample"] > 0 and r["trainable_params"] > 0
     md = (tmp_path / "latest.md").read_text()
     assert "| tiny | vljepa |" in md and "scores 100 candidates" in md
+
+
+@pytest.mark.parametrize("name", ["vljepa", "vlm"])
+def test_perf_times_the_step_a_run_takes(tmp_path, name):
+    """bench.perf and bench.train share bench.step.optimizer_step: the same seed gives the same loss at
+    every step (with gradient accumulation, so the step's reduction over micro-batches is covered)."""
+    from bench.config import load_run_config, run_id
+    from bench.results import METRICS, read_jsonl
+    from bench.train import run
+    from tests.conftest import tiny_overrides
+
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        f"model.name={name}", f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16",
+        "train.budget.samples=96", "train.warmup_samples=32", "train.log_every=1", "eval.grid=[]", "eval.tasks=[]",
+        "data.num_workers=0"))
+    run(cfg, log=lambda m: None)
+    from_run = [r["loss"] for r in read_jsonl(tmp_path / run_id(cfg) / METRICS)]
+    _, _, _, cached, engine = perf.prepare(cfg, torch.device("cpu"))
+    timed = perf.time_steps(engine, cfg, cached, steps=3, device=torch.device("cpu"), warmup=0, count_flops=False)
+    assert len(from_run) == 3 and timed["losses"] == from_run

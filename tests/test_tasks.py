@@ -8,13 +8,12 @@ import torch
 
 from bench.build import build_model
 from bench.config import load_run_config
+from bench.curves import reduction_factor
 from bench.data.shapes import ShapesWorld, TrainSamples
 from bench.evalsets.registry import load_sets
-from bench.tasks import TASKS, evaluate
-from bench.tasks import captionmetrics
-from bench.tasks.common import EvalContext
+from bench.tasks import TASKS, captionmetrics, evaluate
+from bench.tasks.common import EvalContext, stage_queries
 from bench.tasks.retrieval import ranks_from_chunks
-from bench.curves import reduction_factor
 from bench.tasks.streaming import chain_segments
 from tests.conftest import tiny_overrides
 
@@ -73,13 +72,13 @@ def test_reduction_factor_interpolates():
 
 @pytest.fixture(scope="module")
 def ctx():
-    cfg = load_run_config("base/tiny.yaml", tiny_overrides("eval.size=24", "eval.streams=2",
-                                                           f"eval.tasks={sorted(TASKS)}"))
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        "eval.size=24", "eval.streams=2", f"eval.tasks={sorted(TASKS)}", "eval.batch=12", "eval.decoder_steps=10",
+        "eval.stream_rates=[1.0, 0.5, 0.25]", "model.decoder.max_tokens=8"))
     world = ShapesWorld(cfg.data.shapes)
     source = TrainSamples(cfg.data, 0, world)
-    return EvalContext(load_sets(cfg, world), 12, {"classification": "", "retrieval": "", "world": "", "captioning": ""},
-                       decode_tokens=8, decoder_steps=10, stream_rates=(1.0, 0.5, 0.25),
-                       decoder_texts=lambda: source.caption_texts(20))
+    return EvalContext.from_config(cfg, load_sets(cfg, world), stage_queries("pretrain"),
+                                   decoder_texts=lambda: source.caption_texts(20))
 
 
 @pytest.mark.parametrize("name", ["vljepa", "vlm"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -81,6 +82,18 @@ def test_non_finite_loss_names_the_step(tmp_path):
     with pytest.raises(NonFiniteLoss, match=r"optimizer step \d+"):
         run_in_process(cfg)
     assert read_json(tmp_path / run_id(cfg) / RUN_RECORD)["status"] == "failed"
+
+
+def test_skipping_non_finite_losses_is_logged_and_bounded(tmp_path):
+    """train.nonfinite=skip logs every skipped micro-batch with its step and fails the run once more than
+    train.max_skipped_fraction of its micro-batches were skipped (it does not end "done" regardless)."""
+    cfg = cfg_for(tmp_path, "train.lr=1e30", "model.loss.name=l2", "train.warmup_samples=0",
+                  "model.y_encoder.lr_multiplier=0", "train.nonfinite=skip", "train.max_skipped_fraction=0.25")
+    with pytest.raises(NonFiniteLoss, match="max_skipped_fraction=0.25"):
+        run_in_process(cfg)
+    d = tmp_path / run_id(cfg)
+    assert read_json(d / RUN_RECORD)["status"] == "failed"
+    assert re.search(r"step \d+: skipped \d+ micro-batch\(es\) with a non-finite loss", (d / "log.txt").read_text())
 
 
 @pytest.mark.slow
@@ -191,3 +204,49 @@ def test_two_process_zero2_run_sees_exactly_the_budget(tmp_path):
     metrics = read_jsonl(d / METRICS)
     assert [m["samples_seen"] for m in metrics] == list(range(32, 193, 32))
     assert metrics[-1]["loss"] < metrics[0]["loss"] + 1.0 and all(m["grad_norm"] > 0 for m in metrics)
+
+
+def test_stale_build_lock_is_found_and_live_one_kept(tmp_path):
+    """bench/buildlocks.py: a lock with no build running in its folder is stale once past the grace period;
+    one whose folder a live process works in is not."""
+    from bench.buildlocks import clear_stale_locks, stale_locks
+
+    stale, live = tmp_path / "py3_cpu" / "op_a", tmp_path / "py3_cpu" / "op_b"
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "lock").touch()
+        os.utime(folder / "lock", (time.time() - 600, time.time() - 600))
+    builder = subprocess.Popen(["sleep", "30"], cwd=live)  # stands for ninja, running in its build folder
+    try:
+        assert stale_locks(tmp_path) == [stale / "lock"]
+        said = []
+        assert clear_stale_locks(tmp_path, log=said.append) == [stale / "lock"]
+        assert not (stale / "lock").exists() and (live / "lock").exists() and str(stale / "lock") in said[0]
+    finally:
+        builder.kill()
+    (stale / "lock").touch()  # fresh: may belong to a process about to build
+    assert stale / "lock" not in stale_locks(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_run_starts_despite_a_killed_builders_lock(tmp_path):
+    """A run killed while DeepSpeed builds its CPU op leaves torch's build lock; the next run removes it,
+    says so, and finishes (before the fix it waited forever at 0% CPU)."""
+    ext = tmp_path / "torch_extensions"
+    dist_vars = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")  # this process's, not theirs
+    env = {**{k: v for k, v in os.environ.items() if k not in dist_vars}, "TORCH_EXTENSIONS_DIR": str(ext)}
+    warm = subprocess.run([sys.executable, "-c", "from bench import dist; dist.setup(dist.detect())"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    locks = [p.parent / "lock" for p in ext.rglob("build.ninja")]
+    assert locks, f"DeepSpeed built no JIT op under {ext}"
+    for lock in locks:  # what a kill -9 mid-build leaves
+        lock.touch()
+        os.utime(lock, (time.time() - 600, time.time() - 600))
+    cfg = ["experiments/base/tiny.yaml", *tiny_overrides(f"output_dir={tmp_path / 'runs'}", "train.budget.samples=64",
+                                                         "train.global_batch=32", "train.micro_batch=32",
+                                                         "eval.grid=[]", "eval.tasks=[]")]
+    out = subprocess.run([sys.executable, "-m", "bench.train", *cfg], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "removed a stale build lock" in out.stderr and not any(lock.exists() for lock in locks)

@@ -12,15 +12,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bench.data.render import render
-from bench.data.shapes import ShapesWorld
-from bench.data.text import (COLOUR_WORDS, NUMBER_WORDS, QUESTIONS, SHAPE_WORDS, YES_NO, MOTION_WORDS,
-                             caption, class_name, motion_answer, paraphrases)
-from bench.data.world import (COLOURS, MOTIONS, OPPOSITE_MOTION, SHAPES, SPLITS, Obj, Scene,
-                              action_classes, sample_scene)
+from bench.data.text import (
+    COLOUR_WORDS,
+    MOTION_WORDS,
+    NUMBER_WORDS,
+    QUESTIONS,
+    SHAPE_WORDS,
+    YES_NO,
+    caption,
+    class_name,
+    motion_answer,
+    paraphrases,
+)
+from bench.data.world import COLOURS, MOTIONS, OPPOSITE_MOTION, SHAPES, SPLITS, Obj, Scene, action_classes, sample_scene
+
+if TYPE_CHECKING:  # a type only: bench.data.shapes imports this module
+    from bench.data.shapes import ShapesWorld
 
 VQA_TYPES = ("colour", "shape", "counting", "existence", "motion")
 

@@ -11,7 +11,8 @@ prefetch the positions the sampler lists, in that order, so they never change th
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy as np
 import torch

@@ -25,7 +25,9 @@ from typing import Any
 import numpy as np
 
 from bench.data.config import ManifestConfig, MixtureEntry
-from bench.data.video import read_clip, read_image
+from bench.data.registry import load_registry, registry_file
+from bench.data.shards import VIDEO_SUFFIXES, index_shard, sample_texts, shard_paths
+from bench.data.video import IMAGE_SUFFIXES, read_clip, read_image
 
 BLOCK = 10_000  # positions a mixture deals out at a time: weights are exact to 1 / BLOCK
 
@@ -89,8 +91,6 @@ def parse_manifest(path: Path, on_error: str = "fail") -> tuple[list[Record], li
 
 def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[Record], list[str]]:
     """The records of tar shards (a folder, glob or file): one per key with a media member and a .json."""
-    from bench.data.shards import VIDEO_SUFFIXES, index_shard, sample_texts, shard_paths
-    from bench.data.video import IMAGE_SUFFIXES
 
     paths = shard_paths(spec)
     if not paths:
@@ -115,7 +115,6 @@ def locate_dataset(name: str) -> tuple[str, Path | str]:
     """A training dataset's name -> ("manifest", file) or ("shards", folder or glob)."""
     import yaml
 
-    from bench.data.registry import load_registry, registry_file
 
     registry = load_registry()
     target: Path | str = registry.get(name, name)
@@ -196,7 +195,7 @@ class ManifestSamples:
             if shape and shape != (self.cfg.frames, self.cfg.size):
                 raise ManifestError(f"{e.name}: shards prepared as clips of {shape[0]} frames at {shape[1]} px, but "
                                     f"this stage reads {self.cfg.frames} frames at {self.cfg.size} px; prepare them "
-                                    "again (python -m bench.data.shards --frames --size) or read the originals")
+                                    "again (python -m bench.data.prepare --frames --size) or read the originals")
             self.sources.append((e.name, e.weight, records))
             self.skipped_lines += skipped
         self.records = self.sources[0][2] if len(self.sources) == 1 else [r for _, _, rs in self.sources for r in rs]

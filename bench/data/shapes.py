@@ -13,9 +13,19 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.config import DataConfig, ShapesConfig
+from bench.data.items import class_names, vqa_item
 from bench.data.render import render
-from bench.data.text import (CAPTION_QUERY, CLASSIFY_QUERY, class_name, paraphrases)
-from bench.data.world import SPLITS, Scene, held_out_combos, sample_scene
+from bench.data.text import (
+    CAPTION_QUERY,
+    CLASSIFY_QUERY,
+    COLOUR_WORDS,
+    MOTION_WORDS,
+    NUMBER_WORDS,
+    YES_NO,
+    class_name,
+    paraphrases,
+)
+from bench.data.world import MOTIONS, SHAPES, SPLITS, Scene, held_out_combos, sample_scene
 
 
 class ShapesWorld:
@@ -32,7 +42,7 @@ class ShapesWorld:
     def _rng(self, split: str, index: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.world_seed, SPLITS[split], index, stream])
 
-    @functools.lru_cache(maxsize=65536)
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (a world lives as long as its run)
     def scene(self, split: str, index: int) -> Scene:
         if not 0 <= index < self.size(split):
             raise IndexError(f"{split} index {index} outside 0..{self.size(split) - 1}")
@@ -47,7 +57,7 @@ class ShapesWorld:
         """(T, H, W, 3) uint8."""
         return render(self.scene(split, index), self.cfg.frames, self.cfg.size)
 
-    @functools.lru_cache(maxsize=65536)
+    @functools.lru_cache(maxsize=65536)  # noqa: B019 (a world lives as long as its run)
     def references(self, split: str, index: int) -> tuple[str, ...]:
         """The canonical caption, then the paraphrases: every correct description of the clip."""
         return tuple(paraphrases(self.scene(split, index), self.cfg.paraphrases, self._rng(split, index, 1)))
@@ -95,7 +105,6 @@ class TrainSamples:
             elif kind == "classification":
                 query, target = CLASSIFY_QUERY, class_name(scene.action(self.world.cfg.classes))
             else:
-                from bench.data.items import vqa_item  # local: items imports this module
                 item = vqa_item(scene, rng)
                 query, target = item.question, item.candidates[item.answer]
         return {"query": query, "target": target, "index": i, "position": k, "kind": kind}
@@ -110,10 +119,6 @@ class TrainSamples:
 
     def possible_targets(self) -> list[str]:
         """Every target text a sample of this stage can draw, shortest first: the target cache's keys."""
-        from bench.data.items import class_names
-        from bench.data.text import COLOUR_WORDS, MOTION_WORDS, NUMBER_WORDS, YES_NO
-        from bench.data.world import MOTIONS, SHAPES
-
         texts = {r for i in range(self.n) for r in self.world.references("train", i)}
         if self.data.stage == "sft":
             texts |= set(class_names(self.world.cfg.classes)) | set(COLOUR_WORDS) | set(SHAPES) | set(NUMBER_WORDS) | set(YES_NO)

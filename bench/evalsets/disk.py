@@ -21,17 +21,18 @@ when the set is loaded, before any model is built.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import yaml
 
-from bench.data.video import read_all_frames, read_clip, read_image
-from bench.evalsets.sets import (CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet,
-                                 Stream, StreamSet)
+from bench.data.video import probe, read_all_frames, read_clip, read_image
+from bench.evalsets.sets import CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet, Stream, StreamSet
 
 DATASET_FILE = "dataset.yaml"
 
@@ -276,7 +277,6 @@ def _hardneg(r: _Reader, name: str) -> HardNegativeSet:
 
 
 def _streaming(r: _Reader, name: str) -> StreamSet:
-    from bench.data.video import probe
 
     sample_fps = r.section.get("sample_fps")
     streams = []
@@ -300,7 +300,7 @@ def _streaming(r: _Reader, name: str) -> StreamSet:
             parsed.append((t, r.strings(a, n, "references", "caption", "text")))
         native = probe(path).fps
         every = max(1, round(native / float(sample_fps))) if sample_fps else 1
-        frames: Callable = lambda p=path, e=every: read_all_frames(p, r.size, e)
+        frames: Callable = functools.partial(read_all_frames, path, r.size, every)
         streams.append(Stream(frames, native / every, parsed))
     return StreamSet(name, streams)
 

@@ -18,7 +18,9 @@ import functools
 from pathlib import Path
 
 from bench.data.registry import RegistryError, load_registry, registry_file
+from bench.data.shapes import ShapesWorld
 from bench.evalsets.disk import DatasetError, disk_set, limit
+from bench.evalsets.shapes import shapes_set
 
 SHAPES = "shapes"
 
@@ -77,7 +79,6 @@ def _disk(task: str, name: str, folder: Path, frames: int, size: int):
 
 def load_sets(cfg, world=None) -> dict[str, list]:
     """Task -> its eval sets, read (from the world or from disk) and cut to eval.size items."""
-    from bench.evalsets.shapes import shapes_set
 
     registry = load_registry()
     frames, size = clip_shape(cfg)
@@ -94,7 +95,6 @@ def load_sets(cfg, world=None) -> dict[str, list]:
                     if cfg.data.source != "shapes":
                         raise EvalSetError(f"eval set {name!r} is the shapes world, but data.source is "
                                            f"{cfg.data.source!r}: its clips would not match the X-encoder's input")
-                    from bench.data.shapes import ShapesWorld
 
                     world = ShapesWorld(cfg.data.shapes)
                 sets.append(shapes_set(task, name, world, split, cfg.eval.size, cfg.eval.streams))

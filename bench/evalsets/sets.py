@@ -7,8 +7,9 @@ X-encoder's features of a set's visuals can be cached once, keyed by `Visuals.id
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 

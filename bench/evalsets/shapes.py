@@ -10,12 +10,19 @@ from dataclasses import asdict
 
 import numpy as np
 
-from bench.data.items import (class_names, classification_items, hard_negatives, make_stream, retrieval_pairs,
-                              state_clip, vqa_items, world_items)
+from bench.data.items import (
+    class_names,
+    classification_items,
+    hard_negatives,
+    make_stream,
+    retrieval_pairs,
+    state_clip,
+    vqa_items,
+    world_items,
+)
 from bench.data.shapes import ShapesWorld
 from bench.data.text import CLASS_PROMPTS
-from bench.evalsets.sets import (CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet,
-                                 Stream, StreamSet)
+from bench.evalsets.sets import CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet, Stream, StreamSet
 
 # what a split's clips depend on: not the texts, not the other splits' sizes
 _NOT_PIXELS = ("paraphrases", "fps", "train_size", "val_size", "test_size", "novel_size")

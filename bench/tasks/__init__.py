@@ -7,7 +7,7 @@ classification and 8 retrieval sets), for every metric that all of them report."
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list
     """The average over sets of every (metric, rate) that each set reports, in the first set's order."""
     keyed = [{(r["metric"], r.get("rate_hz")): r for r in recs} for recs in per_set]
     out = []
-    for key, first in keyed[0].items():
+    for key in keyed[0]:
         if not all(key in k for k in keyed[1:]):
             continue
         rows = [k[key] for k in keyed]

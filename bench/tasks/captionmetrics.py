@@ -8,7 +8,7 @@ tokenized strings, so that sweeps over many decode rates do not start Java again
 from __future__ import annotations
 
 import shutil
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 JAVA_METRICS = "the PTB tokenizer (every captioning metric) and METEOR"
 

@@ -1,16 +1,21 @@
-"""What every task shares: the evaluation context, batching of clips, and metric records."""
+"""What every task shares: the evaluation context, batching of clips, decoding, and metric records."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
+from bench.cache import eval_features
+from bench.config import EvalConfig, RunConfig
 from bench.data.loader import collate
 from bench.data.text import CAPTION_QUERY, CLASSIFY_QUERY
+from bench.evalsets.registry import clip_shape
 from bench.evalsets.sets import Visuals
+from models.protocol import decoding_of
 
 
 def stage_queries(data_stage: str) -> dict[str, str]:
@@ -22,20 +27,18 @@ def stage_queries(data_stage: str) -> dict[str, str]:
 
 @dataclass
 class EvalContext:
-    """What a task needs besides the model: its eval sets, the batch size, the query a model trained on
-    this stage expects for each kind of item, the device, and the settings of captioning and streams."""
+    """What a task needs besides the model: the run's evaluation settings (batch, caption metrics, decoder
+    steps, stream rates: cfg.eval itself), its eval sets, the query a model trained on this stage expects
+    for each kind of item, the device, and where cached features and kept predictions go."""
 
+    eval: EvalConfig
     sets: dict[str, list]  # task -> its eval sets (bench/evalsets)
-    batch: int
     queries: dict[str, str]
-    device: torch.device = torch.device("cpu")
-    frames: int = 8  # frames of one clip: the window length of a stream's embeddings
-    decode_tokens: int = 32
-    caption_metrics: tuple[str, ...] = ("CIDEr", "BLEU-4", "METEOR", "ROUGE-L")
-    decoder_steps: int = 400
-    stream_rates: tuple[float, ...] = (2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05)
-    seed: int = 0
-    # caption texts of the training data: what a Y-decoder is trained on (bench/tasks/decoding.py)
+    device: torch.device
+    frames: int  # frames of one clip: the window length of a stream's embeddings
+    decode_tokens: int  # the longest text a decoder writes (model.decoder.max_tokens)
+    seed: int
+    # caption texts of the training data: what a Y-decoder is trained on (models/decoder.py)
     decoder_texts: Callable[[], list[str]] | None = None
     # the frozen X-encoder's cached output for a set's clips, or None to encode pixels (bench/cache.py)
     features: Callable[[Visuals], np.ndarray | None] | None = field(default=None, repr=False)
@@ -47,30 +50,32 @@ class EvalContext:
             self.predictions(task, evalset.name, rows)
 
     @classmethod
-    def for_run(cls, cfg, model, data_stage: str, device, sets: dict[str, list], train_samples,
-                rank: int = 0, log=None, predictions=None) -> "EvalContext":
+    def for_run(cls, cfg: RunConfig, model, data_stage: str, device, sets: dict[str, list], train_samples,
+                rank: int = 0, log=None, predictions=None) -> EvalContext:
         """The context a run evaluates in: its eval sets, the queries of its data stage, captions of its
         training data for a Y-decoder, and (with data.cache) the cached features of every set's clips."""
-        features = None
-        if cfg.data.cache:
-            from bench.build import cache_dir
-            from bench.cache import feature_lookup
-
-            features = feature_lookup(model.x_encoder, cache_dir(), rank, log)
         ctx = cls.from_config(cfg, sets, stage_queries(data_stage), device,
-                              lambda: train_samples.caption_texts(cfg.eval.decoder_clips), features)
+                              lambda: train_samples.caption_texts(cfg.eval.decoder_clips))
+        if cfg.data.cache:
+            ctx.features = eval_features(model, rank, log)
         ctx.predictions = predictions
         return ctx
 
     @classmethod
-    def from_config(cls, cfg, sets: dict[str, list], queries: dict[str, str], device, decoder_texts=None,
-                    features=None) -> "EvalContext":
-        e = cfg.eval
-        from bench.evalsets.registry import clip_shape
+    def from_config(cls, cfg: RunConfig, sets: dict[str, list], queries: dict[str, str], device=None,
+                    decoder_texts=None) -> EvalContext:
+        return cls(cfg.eval, sets, queries, device or torch.device("cpu"), frames=clip_shape(cfg)[0],
+                   decode_tokens=cfg.model.decoder.max_tokens, seed=cfg.seed, decoder_texts=decoder_texts)
 
-        return cls(sets, e.batch, queries, device, frames=clip_shape(cfg)[0], decode_tokens=cfg.model.decoder.max_tokens,
-                   caption_metrics=tuple(e.caption_metrics), decoder_steps=e.decoder_steps,
-                   stream_rates=tuple(e.stream_rates), seed=cfg.seed, decoder_texts=decoder_texts, features=features)
+    def decoding(self, model, log=None):
+        """The model's decoding hook for a with-block (models/protocol.py), trained on the training data's
+        captions when it needs a Y-decoder; yields None for a model that generates without one."""
+        return decoding_of(model, self.decoder_texts or _no_texts, self.eval.decoder_steps, self.seed, log)
+
+
+def _no_texts() -> list[str]:
+    raise ValueError("this model captions through a Y-decoder trained on the training data's captions, and no caption "
+                     "texts were given (EvalContext.decoder_texts); or set model.decoder.checkpoint")
 
 
 def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:
@@ -80,12 +85,13 @@ def metric(task: str, name: str, value: float, chance: float | None = None, **ex
 
 def clip_batches(ctx: EvalContext, visuals: Visuals, indices: Sequence[int],
                  query: str | Sequence[str]) -> Iterator[tuple[slice, dict]]:
-    """(slice of indices, batch on the device) for every ctx.batch consecutive items: the cached X features
+    """(slice of indices, batch on the device) for every ctx.eval.batch consecutive items: the cached X features
     of their clips when there are any, else the clips' pixels."""
     cached = ctx.features(visuals) if ctx.features else None
-    for s in range(0, len(indices), ctx.batch):
-        part = indices[s:s + ctx.batch]
-        queries = [query] * len(part) if isinstance(query, str) else list(query[s:s + ctx.batch])
+    n = ctx.eval.batch
+    for s in range(0, len(indices), n):
+        part = indices[s:s + n]
+        queries = [query] * len(part) if isinstance(query, str) else list(query[s:s + n])
         if cached is not None:  # the frozen X-encoder's cached output instead of pixels
             samples = [{"x_features": np.array(cached[i]), "query": q} for i, q in zip(part, queries)]
         else:

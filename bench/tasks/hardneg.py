@@ -15,8 +15,8 @@ def run(model, ctx: EvalContext, s: HardNegativeSet) -> list[dict]:
     if not hasattr(model, "embed_text"):
         return []
     wins: dict[str, list[tuple[bool, float]]] = {}  # kind -> (win, chance) per item
-    for a0 in range(0, len(s.anchors), ctx.batch):
-        sl = slice(a0, a0 + ctx.batch)
+    for a0 in range(0, len(s.anchors), ctx.eval.batch):
+        sl = slice(a0, a0 + ctx.eval.batch)
         negs = list(s.negatives[sl])
         with torch.no_grad():
             a = model.embed_text(list(s.anchors[sl])).float().cpu()

@@ -25,12 +25,11 @@ from bench.data.loader import collate
 from bench.evalsets.sets import Stream, StreamSet
 from bench.tasks.captionmetrics import caption_scores, ptb_tokenize
 from bench.tasks.common import EvalContext, metric
-from bench.tasks.decoding import attached_decoder
 
 
 def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray]:
     """(W, D) embeddings of every window of `frames` frames (stride 1) and each window's centre time (s),
-    embedded ctx.batch windows at a time as the stream's frames arrive."""
+    embedded ctx.eval.batch windows at a time as the stream's frames arrive."""
     out, window, starts, pending = [], [], [], []
 
     def flush():
@@ -46,7 +45,7 @@ def window_embeddings(model, stream: Stream, frames: int, ctx: EvalContext, quer
         if len(window) == frames:
             starts.append(t - frames + 1)
             pending.append(np.stack(window))
-            if len(pending) == ctx.batch:
+            if len(pending) == ctx.eval.batch:
                 flush()
     if pending:
         flush()
@@ -103,13 +102,15 @@ def run(model, ctx: EvalContext, s: StreamSet) -> list[dict]:
     frames = ctx.frames
     streams = list(s.streams)
     query = ctx.queries["captioning"]
-    with attached_decoder(model, ctx):
+    with ctx.decoding(model) as decoding:
+        if decoding is None:
+            return []  # no way from an embedding to text: nothing to decode selectively
         embs = [window_embeddings(model, s, frames, ctx, query) for s in streams]
         local_variances = [local_variance(emb) for emb, _ in embs]
         # first plan every decode of every strategy and rate, then decode each distinct one once, batched
         vectors: dict[tuple, np.ndarray] = {}
         plans: list[tuple[str, float, int, np.ndarray, list[tuple]]] = []  # strategy, rate, stream, times, keys
-        for rate in ctx.stream_rates:
+        for rate in ctx.eval.stream_rates:
             for si, (st, (emb, centres)) in enumerate(zip(streams, embs)):
                 n = max(1, int(round(rate * (len(emb) + frames - 1) / st.fps)))
                 # uniform: n decodes at evenly spaced times; midpoint window or the interval's average
@@ -138,7 +139,7 @@ def run(model, ctx: EvalContext, s: StreamSet) -> list[dict]:
         for a in range(0, len(order), 256):
             chunk = order[a:a + 256]
             v = torch.tensor(np.stack([vectors[k] for k in chunk]), dtype=torch.float32, device=ctx.device)
-            texts_of.update(zip(chunk, model.decoder.generate(v, ctx.decode_tokens)))
+            texts_of.update(zip(chunk, decoding.decode(v, ctx.decode_tokens)))
     curves: dict[str, dict[float, list]] = {}
     for strategy, rate, si, times, keys in plans:
         pairs = match_nearest(streams[si], times, [texts_of[k] for k in keys])

@@ -1,6 +1,6 @@
 """Write the shapes world to disk in the formats of real datasets (docs/data.md): real mp4 and PNG files.
 
-    python -m bench.data.export --out data/shapes [--config base/tiny.yaml] [--splits val] [--size 0]
+    python -m bench.export_world --out data/shapes [--config base/tiny.yaml] [--splits val] [--size 0]
         [--train 0] [section.key=value ...]
 
 For each split a dataset folder `shapes_<split>/` serves every task (classification, retrieval,
@@ -78,7 +78,7 @@ def export_split(world: ShapesWorld, split: str, out: Path, size: int = 0, strea
                      "annotations": [{"time": t, "references": list(refs)} for t, refs in s.annotations]})
     _jsonl(folder / "streams.jsonl", rows)
 
-    spec = {"name": f"shapes_{split}", "source": "python -m bench.data.export (the shapes world)",
+    spec = {"name": f"shapes_{split}", "source": "python -m bench.export_world (the shapes world)",
             "tasks": {"classification": {"annotations": "classification.jsonl", "classnames": "classnames.txt",
                                          "templates": "templates.txt"},
                       "retrieval": {"annotations": "retrieval.jsonl"},
