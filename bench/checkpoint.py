@@ -2,13 +2,20 @@
 
 A checkpoint is a DeepSpeed checkpoint (module, optimizer, scheduler) plus, per rank, a small
 client file (RNG state and the run's position) saved with torch.save and loaded with
-weights_only=True. It is written under a temporary name and renamed when every rank has finished,
-then the LATEST.json pointer is replaced atomically: a reader (or a resumed run) sees the previous
-checkpoint or the new one, never half of one.
+weights_only=True. It is written under a temporary name; when every rank has finished, a manifest of
+its files (sizes, and hashes of the small ones) is written last, the folder renamed, and the LATEST.json
+pointer replaced atomically: a reader (or a resumed run) sees the previous checkpoint or the new one,
+never half of one.
+
+A resumed run takes the newest checkpoint that matches its manifest: one damaged after it was written
+(a truncated or deleted file, a garbled client file) or a cut-off LATEST.json is reported by path and
+passed over for the newest intact one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,6 +26,8 @@ import torch.distributed as dist
 from bench.results import read_json, write_json
 
 LATEST = "LATEST.json"
+MANIFEST = "MANIFEST.json"  # written last into a checkpoint: its files, sizes and (small files) hashes
+HASH_BELOW = 64 << 20  # files smaller than this are hashed too (client files, small model states)
 MODEL_STATES = "mp_rank_00_model_states.pt"  # DeepSpeed's module weights (ZeRO 0-2; empty under ZeRO-3)
 
 
@@ -31,13 +40,51 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """List every file of a checkpoint folder with its size (and hash, when small) in MANIFEST.json."""
+    files = {}
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        size = f.stat().st_size
+        files[str(f.relative_to(folder))] = {"size": size, **({"sha256": _sha256(f)} if size < HASH_BELOW else {})}
+    write_json(folder / MANIFEST, {"files": files})
+
+
+def damage(folder: Path) -> str | None:
+    """What is wrong with a checkpoint folder against its manifest, or None when it is intact. A folder
+    without a manifest (written before manifests existed) counts as intact when its files are there."""
+    if not (folder / MANIFEST).is_file():
+        return None if (folder / client_file(0)).is_file() else f"no {MANIFEST} and no {client_file(0)}"
+    try:
+        files = read_json(folder / MANIFEST)["files"]
+    except (json.JSONDecodeError, KeyError, OSError) as e:
+        return f"{MANIFEST} unreadable ({e})"
+    for name, want in files.items():
+        f = folder / name
+        if not f.is_file():
+            return f"{name} is missing"
+        size = f.stat().st_size
+        if size != want["size"]:
+            return f"{name} has {size:,} bytes, {want['size']:,} when written"
+        if "sha256" in want and _sha256(f) != want["sha256"]:
+            return f"{name} differs from what was written (sha256)"
+    return None
+
+
 class Checkpoints:
-    def __init__(self, root: Path, keep: int, rank: int):
-        self.root, self.keep, self.rank = root, keep, rank
+    def __init__(self, root: Path, keep: int, rank: int, log=None):
+        self.root, self.keep, self.rank, self.log = root, keep, rank, log
 
     def latest(self) -> dict[str, Any] | None:
-        """{"tag": ..., "meta": {...}} of the newest complete checkpoint, or None."""
-        return read_latest(self.root)
+        """{"tag": ..., "meta": {...}} of the newest intact checkpoint, or None (damaged ones are logged)."""
+        return read_latest(self.root, self.log)
 
     def save(self, engine, tag: str, meta: dict[str, Any]) -> None:
         tmp = f"{tag}.tmp"
@@ -48,6 +95,7 @@ class Checkpoints:
         torch.save({"rng": torch.get_rng_state(), "meta": meta}, self.root / tmp / client_file(self.rank))
         _barrier()
         if self.rank == 0:
+            write_manifest(self.root / tmp)  # last: a folder that matches it was written whole
             if (self.root / tag).exists():
                 shutil.rmtree(self.root / tag)
             (self.root / tmp).rename(self.root / tag)
@@ -71,13 +119,39 @@ class Checkpoints:
         return client["meta"]
 
 
-def read_latest(root: Path) -> dict[str, Any] | None:
-    """{"tag": ..., "meta": {...}} of the newest complete checkpoint under root, or None."""
+def read_latest(root: Path, log=None, verify: bool = True) -> dict[str, Any] | None:
+    """{"tag": ..., "meta": {...}} of the newest intact checkpoint under root, or None. LATEST.json names the
+    newest; when it is unreadable, or its checkpoint is damaged, the other checkpoint folders are tried,
+    newest first (tags sort by stage and position), and each damaged one is logged with its path.
+    verify=False trusts the pointer (a quick look at a run's position, as bench.sweep --status takes)."""
     pointer = root / LATEST
-    if not pointer.is_file():
-        return None
-    info = read_json(pointer)
-    return info if (root / info["tag"]).is_dir() else None
+    named = None
+    if pointer.is_file():
+        try:
+            named = read_json(pointer)
+        except (json.JSONDecodeError, OSError) as e:
+            _say(log, f"checkpoint pointer {pointer} is unreadable ({e}); looking for the newest intact checkpoint")
+    folders = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".tmp")),
+                     key=lambda p: p.name, reverse=True) if root.is_dir() else []
+    if named and (root / named.get("tag", "")).is_dir():  # the pointer's first (it may name an older tag)
+        folders.sort(key=lambda p: p.name != named["tag"])
+    for folder in folders:
+        problem = damage(folder) if verify else None
+        if problem:
+            _say(log, f"checkpoint {folder} is damaged: {problem}; passing over it")
+            continue
+        if named and folder.name == named.get("tag"):
+            return named
+        try:
+            return {"tag": folder.name, "meta": checkpoint_meta(folder)}
+        except Exception as e:  # an unreadable client file in a folder without a manifest
+            _say(log, f"checkpoint {folder} is damaged: {client_file(0)} unreadable ({e}); passing over it")
+    return None
+
+
+def _say(log, message: str) -> None:
+    if log:
+        log(message)
 
 
 def checkpoint_meta(folder: Path) -> dict[str, Any]:

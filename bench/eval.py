@@ -35,7 +35,7 @@ def locate(path: Path) -> tuple[RunDir, Path]:
     """(run folder, checkpoint folder) from either of them."""
     run = RunDir(path)
     if run.exists():
-        latest = read_latest(run.checkpoints)
+        latest = read_latest(run.checkpoints, log=lambda m: print(f"note: {m}", file=sys.stderr))
         if latest is None:
             raise FileNotFoundError(f"{path}: the run has no checkpoint yet (nothing under {run.checkpoints})")
         return run, run.checkpoints / latest["tag"]

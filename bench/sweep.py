@@ -221,7 +221,7 @@ def run_state(r: SweepRun) -> str:
         return "new"
     if status == DONE:
         return "done"
-    latest = read_latest(d.checkpoints)
+    latest = read_latest(d.checkpoints, verify=False)
     seen = latest["meta"]["samples_seen"] if latest else 0
     return f"{status}, resumes at {seen:,}"
 

@@ -133,7 +133,7 @@ class Run:
         seed_process(self.cfg.seed, self.env.rank)
         model = build_model(self.cfg)
         self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
-        ckpts = Checkpoints(self.dir.checkpoints, self.cfg.train.keep_checkpoints, self.env.rank)
+        ckpts = Checkpoints(self.dir.checkpoints, self.cfg.train.keep_checkpoints, self.env.rank, self.log)
         latest = ckpts.latest()
         first_samples = self._samples(self.stages[0])
         self.record = {

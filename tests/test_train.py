@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -250,3 +251,72 @@ def test_a_run_starts_despite_a_killed_builders_lock(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "removed a stale build lock" in out.stderr and not any(lock.exists() for lock in locks)
+
+
+def _fake_checkpoint(root: Path, tag: str, samples: int) -> None:
+    from bench.checkpoint import client_file, write_manifest
+
+    folder = root / tag
+    folder.mkdir(parents=True)
+    (folder / "mp_rank_00_model_states.pt").write_bytes(os.urandom(4096))
+    torch.save({"rng": torch.get_rng_state(), "meta": {"samples_seen": samples}}, folder / client_file(0))
+    write_manifest(folder)
+
+
+@pytest.mark.parametrize("damage", ["truncated model states", "deleted model states", "garbage client file",
+                                    "cut-off LATEST.json"])
+def test_a_damaged_checkpoint_is_named_and_passed_over(tmp_path, damage):
+    from bench.checkpoint import LATEST, Checkpoints
+    from bench.results import write_json
+
+    _fake_checkpoint(tmp_path, "s0_000000000064", 64)
+    _fake_checkpoint(tmp_path, "s0_000000000128", 128)
+    write_json(tmp_path / LATEST, {"tag": "s0_000000000128", "meta": {"samples_seen": 128}})
+    newest = tmp_path / "s0_000000000128"
+    if damage == "truncated model states":
+        (newest / "mp_rank_00_model_states.pt").write_bytes(os.urandom(1000))
+    elif damage == "deleted model states":
+        (newest / "mp_rank_00_model_states.pt").unlink()
+    elif damage == "garbage client file":
+        client = newest / "client_rank0.pt"
+        client.write_bytes(os.urandom(client.stat().st_size))
+    else:
+        (tmp_path / LATEST).write_text('{"tag": "s0_0000')
+    said = []
+    latest = Checkpoints(tmp_path, 2, 0, said.append).latest()
+    if damage == "cut-off LATEST.json":  # the newest checkpoint is intact: found without the pointer
+        assert latest["tag"] == "s0_000000000128" and latest["meta"]["samples_seen"] == 128
+        assert str(tmp_path / LATEST) in said[0]
+    else:
+        assert latest["tag"] == "s0_000000000064" and latest["meta"]["samples_seen"] == 64
+        assert len(said) == 1 and str(newest) in said[0] and "damaged" in said[0]
+
+
+@pytest.mark.slow
+def test_resume_passes_over_a_damaged_checkpoint_exactly(tmp_path):
+    """The newest checkpoint truncated and LATEST.json cut off after a kill: the run names the damaged
+    folder, resumes from the intact one before it, and ends with the records of an uninterrupted run."""
+    whole = cfg_for(tmp_path / "whole")
+    run_in_process(whole)
+    cfg = cfg_for(tmp_path / "damaged")
+    run_in_process(cfg)
+    d = tmp_path / "damaged" / run_id(cfg)
+    record = read_json(d / RUN_RECORD)
+    record["status"] = "running"  # as a kill leaves it
+    (d / RUN_RECORD).write_text(json.dumps(record))
+    ckpts = d / "checkpoints"
+    newest = ckpts / "s0_000000000256"
+    states = newest / "mp_rank_00_model_states.pt"
+    states.write_bytes(states.read_bytes()[: states.stat().st_size // 2])
+    (ckpts / "LATEST.json").write_text('{"tag": "s0_00')
+    said = []
+    assert run(cfg, log=said.append)["status"] == "done"
+    assert any(str(newest) in m and "damaged" in m for m in said)
+    assert any("resuming from checkpoint s0_000000000192" in m for m in said)
+
+    def records(folder, name):
+        rows = read_jsonl(folder / run_id(cfg) / name)
+        return [{k: v for k, v in r.items() if k not in ("samples_per_s", "run_id")} for r in rows]
+
+    assert records(tmp_path / "damaged", EVALS) == records(tmp_path / "whole", EVALS)
+    assert records(tmp_path / "damaged", METRICS) == records(tmp_path / "whole", METRICS)
