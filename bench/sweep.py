@@ -23,9 +23,7 @@ from bench.checkpoint import read_latest
 from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config, parse_override
 from bench.configlib import to_dict
 from bench.data.loader import fingerprint
-from bench.data.manifest import ManifestError, check_dataset
-from bench.data.registry import RegistryError
-from bench.data.sources import stage_data, train_samples
+from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, validate
 from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
@@ -107,32 +105,15 @@ def _grouped(problems: dict[str, list[str]], runs: list[SweepRun]) -> list[str]:
     return [f"{msg} (runs: {', '.join(where) if len(where) < len(runs) else 'all'})" for msg, where in problems.items()]
 
 
-def training_datasets(cfg: RunConfig) -> list[tuple[str, str]]:
-    """(config key, dataset name) of every training dataset a run reads from files."""
-    if cfg.data.source != "manifest":
-        return []
-    out = [(f"train.stages[{i}].datasets", e.name) for i, s in enumerate(cfg.train.stages) for e in s.datasets]
-    if not cfg.train.stages or any(not s.datasets for s in cfg.train.stages):
-        out += [("data.mixture", e.name) for e in cfg.data.mixture] or [("data.manifest.path", cfg.data.manifest.path)]
-    return out
-
-
 def check_training_data(runs: list[SweepRun]) -> list[str]:
     """Problems with the runs' training data: every dataset must resolve and parse, and its first sample
     decode; each problem once, with the runs it concerns."""
 
     problems: dict[str, list[str]] = {}
-    checked: dict[str, str | None] = {}
+    checked: dict[str, str | None] = {}  # each dataset checked once for the whole sweep
     for r in runs:
-        for key, name in training_datasets(r.cfg):
-            if name not in checked:
-                checked[name] = None
-                try:
-                    check_dataset(name)
-                except (ManifestError, RegistryError, OSError) as e:
-                    checked[name] = f"key '{key}', dataset {name!r}: {e}"
-            if checked[name]:
-                problems.setdefault(checked[name], []).append(f"[{r.condition}] seed {r.seed}")
+        for problem in training_data_problems(r.cfg, checked):
+            problems.setdefault(problem, []).append(f"[{r.condition}] seed {r.seed}")
     return _grouped(problems, runs)
 
 

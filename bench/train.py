@@ -28,8 +28,9 @@ from bench.checkpoint import Checkpoints
 from bench.config import RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
+from bench.data.manifest import ManifestError
 from bench.data.shapes import ShapesWorld
-from bench.data.sources import stage_data, train_samples
+from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.provenance import git_commit, versions
@@ -121,7 +122,11 @@ class Run:
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> dict[str, Any]:
-        validate(self.cfg, f"run {self.cfg.name}")  # every eval set there, before anything is built or written
+        # every eval set and training dataset there and readable, before anything is built or written
+        validate(self.cfg, f"run {self.cfg.name}")
+        problems = training_data_problems(self.cfg)
+        if problems:
+            raise ManifestError(f"run {self.cfg.name}: training data: " + "; ".join(problems))
         self.env = distenv.detect()
         self.device = distenv.setup(self.env)
         self.dir.path.mkdir(parents=True, exist_ok=True)
@@ -349,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         return 3
-    except EvalSetError as e:
+    except (EvalSetError, ManifestError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     finally:

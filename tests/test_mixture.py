@@ -196,3 +196,36 @@ def test_many_unreadable_files_are_all_counted_and_the_rest_said_once(two_manife
     assert errors["replaced_samples"] == 30 and len(errors["examples"]) == 20  # 15 broken files, two epochs
     log = (tmp_path / "runs" / record["run_id"] / "log.txt").read_text()
     assert log.count("replaced an unreadable sample") == 20 and log.count("more unreadable samples replaced") == 1
+
+
+@pytest.mark.parametrize("problem", ["missing manifest", "malformed line", "missing video", "corrupt video"])
+def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests, tmp_path, problem):
+    """bench.train refuses bad training data before a model is built or a folder written: one line that
+    names the key, the dataset and what is wrong (and a sweep, through the same check, submits nothing)."""
+    from bench.train import main
+    from tests.conftest import tiny_overrides
+
+    manifest, _ = two_manifests
+    rows = [{**r, "video": str(manifest.parent / r["video"])} for r in map(json.loads, manifest.read_text().splitlines())]
+    path = tmp_path / "m.jsonl"
+    if problem == "malformed line":
+        path.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    elif problem != "missing manifest":
+        (tmp_path / "broken.mp4").write_bytes(b"not a video")
+        rows[5]["video"] = str(tmp_path / ("absent.mp4" if problem == "missing video" else "broken.mp4"))
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
+    out = tmp_path / "runs"
+    argv = ["base/tiny.yaml", *tiny_overrides(f"output_dir={out}", "data.source=manifest", f"data.manifest.path={path}",
+                                              "data.manifest.frames=8", "data.manifest.size=64", "eval.tasks=[]",
+                                              "eval.grid=[]")]
+    from contextlib import redirect_stderr
+    from io import StringIO
+
+    err = StringIO()
+    with redirect_stderr(err):
+        assert main(argv) == 2
+    said = err.getvalue().strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("error: ") and "data.manifest.path" in said[0], said
+    assert {"missing manifest": "m.jsonl", "malformed line": "m.jsonl:2", "missing video": "absent.mp4",
+            "corrupt video": "broken.mp4"}[problem] in said[0]
+    assert not out.exists()

@@ -150,10 +150,28 @@ def load_record(rec: Record, frames: int, size: int, where: str = "") -> np.ndar
         raise ManifestError(f"{where}:{rec.line}: cannot decode {rec.path}: {e}") from None
 
 
-def check_dataset(name: str) -> None:
-    """A training dataset resolves, parses, and its first sample decodes (at its prepared shape, if any)."""
-    records, _ = read_dataset(name)
-    load_record(records[0], *(records[0].prepared or (2, 16)), name)
+def check_dataset(name: str, on_error: str = "fail", probes: int = 8) -> None:
+    """A training dataset resolves and every line parses; every file it names exists; and `probes` samples
+    spread over it (the first and the last among them) decode, at their prepared shape if they have one.
+    With on_error="skip" (bad lines and unreadable files are passed over in training) only a dataset with
+    no usable line, no existing file or no decodable probe fails."""
+    records, _ = read_dataset(name, on_error)
+    missing = [r for r in records if isinstance(r.path, Path) and not r.path.is_file()]
+    if missing and (on_error == "fail" or len(missing) == len(records)):
+        shown = ", ".join(f"line {r.line}: {r.path}" for r in missing[:3])
+        raise ManifestError(f"{len(missing):,} of {len(records):,} files it names do not exist ({shown}"
+                            f"{', ...' if len(missing) > 3 else ''})")
+    picks = sorted({round(i * (len(records) - 1) / max(1, probes - 1)) for i in range(min(probes, len(records)))})
+    failures = []
+    for i in picks:
+        try:
+            load_record(records[i], *(records[i].prepared or (2, 16)), name)
+        except ManifestError as e:
+            if on_error == "fail":
+                raise
+            failures.append(str(e))
+    if failures and len(failures) == len(picks):
+        raise ManifestError(f"none of {len(picks)} samples probed decodes ({failures[0]})")
 
 
 def block_layout(weights: list[float], block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
