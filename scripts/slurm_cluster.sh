@@ -60,12 +60,22 @@ start_munge() {
   fi
 }
 
+# The PID of this cluster's daemon `name`, from the PID file its config names, if that process is alive and
+# is that daemon (a PID file left by a daemon that died may name a reused PID)
+daemon_pid() {
+  local name=$1 file="$STATE/$1.pid" pid
+  [ -s "$file" ] || return 1
+  pid=$(cat "$file")
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] || return 1
+  echo "$pid"
+}
+
 start() {
   install
   write_config
   start_munge
-  pgrep -x slurmctld >/dev/null || slurmctld -c   # -c: a clean state (no jobs left from an old cluster)
-  pgrep -x slurmd >/dev/null || slurmd -N localhost
+  daemon_pid slurmctld >/dev/null || slurmctld -c   # -c: a clean state (no jobs left from an old cluster)
+  daemon_pid slurmd >/dev/null || slurmd -N localhost
   # batch scheduling starts a few seconds after slurmctld: wait for a real job, not only the idle state
   for _ in $(seq 1 60); do
     if out=$(timeout 20 srun -N1 -n1 -t 1 /bin/true 2>&1); then
@@ -79,10 +89,20 @@ start() {
   return 1
 }
 
+# Stop the daemons this script started (by their PID files), never other processes of the same name
 stop() {
-  scancel --user=root 2>/dev/null || true
-  pkill -x slurmd || true
-  pkill -x slurmctld || true
+  local name pid
+  if daemon_pid slurmctld >/dev/null; then
+    scancel --user=root 2>/dev/null || true
+  fi
+  for name in slurmd slurmctld; do
+    if pid=$(daemon_pid "$name"); then
+      kill "$pid"
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      echo "stopped $name ($pid)"
+    fi
+    rm -f "$STATE/$name.pid"
+  done
 }
 
 case "${1:-start}" in

@@ -283,3 +283,37 @@ def test_a_misspelt_override_is_reported_once_and_results_go_where_asked(tmp_pat
     sweep, path = load_sweep_config("comparison/selective.yaml")
     runs = expand(replace(sweep, results=str(tmp_path / "store")), path)
     assert all(r.cfg.output_dir == str((tmp_path / "store" / "runs").resolve()) for r in runs)
+
+
+def test_slurm_cluster_stop_stops_only_the_daemons_it_started(tmp_path):
+    """scripts/slurm_cluster.sh stop kills the PIDs of its own PID files (checked against the daemon's name),
+    not every process called slurmd: another cluster's daemon, or a PID file naming a reused PID, survive."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("slurmd", "slurmctld"):
+        shutil.copy("/bin/sleep", bin_dir / name)  # processes whose name is the daemon's
+    (bin_dir / "scancel").write_text("#!/bin/sh\nexit 0\n")  # never the real one: CI's cluster keeps its jobs
+    (bin_dir / "scancel").chmod(0o755)
+    ours = {name: subprocess.Popen([str(bin_dir / name), "300"]) for name in ("slurmd", "slurmctld")}
+    other = subprocess.Popen([str(bin_dir / "slurmd"), "300"])  # someone else's slurmd
+    unrelated = subprocess.Popen(["sleep", "300"])
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "slurmd.pid").write_text(f"{ours['slurmd'].pid}\n")
+    (state / "slurmctld.pid").write_text(f"{ours['slurmctld'].pid}\n")
+    try:
+        time.sleep(0.2)
+        out = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "slurm_cluster.sh"), "stop"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "SLURM_STATE_DIR": str(state),
+                                                         "PATH": f"{bin_dir}:/usr/bin:/bin"})
+        assert out.returncode == 0, out.stderr
+        for p in ours.values():
+            assert p.wait(timeout=10) is not None
+        assert other.poll() is None and unrelated.poll() is None
+        (state / "slurmd.pid").write_text(f"{unrelated.pid}\n")  # a stale file naming a reused PID
+        subprocess.run(["bash", str(REPO_ROOT / "scripts" / "slurm_cluster.sh"), "stop"], timeout=60, check=True,
+                       env={**os.environ, "SLURM_STATE_DIR": str(state)})
+        assert unrelated.poll() is None
+    finally:
+        for p in (*ours.values(), other, unrelated):
+            p.kill()
