@@ -73,6 +73,9 @@ class TrainConfig:
     max_skipped_fraction: float = field(default=0.01, metadata={
         "ge": 0.0, "le": 1.0, "identity": False,
         "help": "nonfinite=skip: fail the run once more than this fraction of its micro-batches were skipped"})
+    stall_after_s: float = field(default=1800.0, metadata={
+        "gt": 0.0, "identity": False,
+        "help": "a run that has not moved for this long says so in its log and in the sweep's status"})
     log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
     stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 

@@ -5,6 +5,7 @@
         metrics.jsonl   one line per logged optimizer step (loss, lr, grad norm, samples/s, samples_seen)
         evals.jsonl     one line per (samples_seen, task, metric): value and chance level
         log.txt         the run's log lines, with wall-clock times
+        heartbeat.json  what a running run is doing, rewritten as it moves (bench/liveness.py)
         predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices)
         checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/checkpoint.py owns the inside)
         ondemand/       bench.eval's records (<tag>.jsonl) and per-item outputs (<tag>.predictions/)
@@ -117,6 +118,10 @@ class RunDir:
     @property
     def log(self) -> Path:
         return self.path / LOG
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.path / "heartbeat.json"
 
     @property
     def checkpoints(self) -> Path:

@@ -27,7 +27,8 @@ from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, validate
 from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
-from bench.results import DONE, FAILED, RUNS, SWEEPS, RunDir, read_json, write_json
+from bench.liveness import liveness
+from bench.results import DONE, FAILED, RUNNING, RUNS, SWEEPS, RunDir, read_json, write_json
 from models import registry
 
 # what the runs of one comparison group (one seed) must share unless the sweep varies it
@@ -194,17 +195,32 @@ def parity_summary(runs: list[SweepRun], swept: list[str]) -> str:
             f"{', '.join(held_keys(swept))}{prints}; varied: {', '.join(swept) or 'nothing'}")
 
 
+LIVE_SLURM = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+
+
 def run_state(r: SweepRun) -> str:
-    """done / resume at N samples / failed (will resume) / new, from the results store."""
+    """new / done / running (its live position) / stalled / <status>, resumes at N, from the results store."""
     d = RunDir.of(r.cfg.output_dir, r.run_id)
     status = d.status()
-    if status is None:
+    if status is None and not d.heartbeat.is_file():
         return "new"
     if status == DONE:
         return "done"
     latest = read_latest(d.checkpoints, verify=False)
-    seen = latest["meta"]["samples_seen"] if latest else 0
-    return f"{status}, resumes at {seen:,}"
+    resumes = f"resumes at {latest['meta']['samples_seen'] if latest else 0:,}"
+    live = liveness(d.heartbeat, r.cfg.train.stall_after_s)
+    if status in (RUNNING, None) and live:
+        kind, beat = live
+        where = f"{beat.get('phase', '?')}, at {beat.get('samples_seen', 0):,} samples"
+        if kind == "alive":
+            return f"running: {where}; {resumes}"
+        return f"stalled: no progress for {beat['age_s'] / 60:.0f} min ({where}); {resumes}"
+    return f"{status or 'new'}, {resumes}"
+
+
+def is_live(state: str, slurm_state: str | None) -> bool:
+    """A run not to submit again: moving in some process, or waiting or running in the scheduler."""
+    return state.startswith("running:") or (slurm_state or "").split(" ")[0] in LIVE_SLURM
 
 
 def table(runs: list[SweepRun], states: list[str]) -> str:
@@ -251,22 +267,26 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def status_lines(sweep: SweepConfig, runs: list[SweepRun]) -> list[str]:
+def sweep_states(sweep: SweepConfig, runs: list[SweepRun], detail: bool = False) -> tuple[list[str], list[bool]]:
+    """Each run's state (with its Slurm job's, where the sweep record has one; detail: a failed run's
+    error and last log lines) and whether it is live: queued or running, so not to be submitted again."""
     record = read_json(sweep_record_path(sweep)) if sweep_record_path(sweep).is_file() else {}
     jobs = record.get("jobs", {})
-    queue = slurm_states(list({j for j in jobs.values()}))
-    lines = []
-    for r, state in zip(runs, [run_state(r) for r in runs]):
+    queue = slurm_states(list(set(jobs.values())))
+    states, live = [], []
+    for r in runs:
+        state = run_state(r)
         job = jobs.get(r.run_id)
+        live.append(state != "done" and is_live(state, queue.get(job)))
         if job in queue and state != "done":
             state = f"slurm {queue[job]} (job {job}); {state}"
-        lines.append(state)
         d = RunDir.of(r.cfg.output_dir, r.run_id)
-        if d.status() == FAILED:
+        if detail and d.status() == FAILED:
             err = d.read_record().get("error", "")
             tail = " | ".join(d.log.read_text().splitlines()[-3:]) if d.log.is_file() else ""
-            lines[-1] = f"failed: {err} [{tail}]"
-    return lines
+            state = f"failed: {err} [{tail}]"
+        states.append(state)
+    return states, live
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,19 +316,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
     if args.status:
-        print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, status_lines(sweep, runs)))
+        print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, sweep_states(sweep, runs, detail=True)[0]))
         return 0
     print(parity_summary(runs, swept))
-    states = [run_state(r) for r in runs]
-    todo = [r for r, s in zip(runs, states) if s != "done"]
-    print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {len(runs) - len(todo)} done, "
-          f"{sum(s == 'new' for s in states)} new, {len(todo) - sum(s == 'new' for s in states)} to resume")
+    states, live = sweep_states(sweep, runs)
+    todo = [r for r, s, alive in zip(runs, states, live) if s != "done" and not alive]
+    new = sum(s == "new" for s in states)
+    print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {sum(s == 'done' for s in states)} done, "
+          f"{sum(live)} queued or running (not submitted again), {new} new, {len(todo) - new} to resume")
     print(table(runs, states))
     if args.dry_run:
         print("dry run: nothing submitted")
         return 0
     if not todo:
-        print("every run is already complete: nothing to submit")
+        print("every run is complete, queued or running: nothing to submit")
         write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
         return 0
     executor = args.executor or default_executor()

@@ -33,6 +33,7 @@ from bench.data.shapes import ShapesWorld
 from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
+from bench.liveness import Heartbeat, Watchdog
 from bench.provenance import git_commit, versions
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl, prediction_writer, truncate_jsonl, write_json
 from bench.step import NonFiniteLoss, StepResult, optimizer_step, seed_process
@@ -110,7 +111,9 @@ class Run:
         kept = prediction_writer(self.dir.predictions(samples_seen)) if self.env.is_main else None
         ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
                                   self.env.rank, self.log, kept)
-        recs = evaluate(model, ctx, self.cfg.eval.tasks)
+        self.heartbeat.beat(f"evaluating at {samples_seen:,} samples", samples_seen)
+        recs = evaluate(model, ctx, self.cfg.eval.tasks,
+                        on_task=lambda task, _: self.heartbeat.beat(f"evaluated {task} at {samples_seen:,} samples"))
         if self.env.is_main:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
             append_jsonl(self.dir.evals, rows)
@@ -133,6 +136,12 @@ class Run:
         if self.dir.status() == DONE:
             self.log("already done; nothing to do")
             return self.dir.read_record()
+        self.heartbeat = Heartbeat(self.dir.heartbeat, enabled=self.env.is_main)
+        self.heartbeat.beat("starting")
+        with Watchdog(self.heartbeat, self.cfg.train.stall_after_s, self.log):
+            return self._execute()
+
+    def _execute(self) -> dict[str, Any]:
         self.skipped = 0
         self.replaced, self.replaced_examples = 0, []
         seed_process(self.cfg.seed, self.env.rank)
@@ -170,6 +179,7 @@ class Run:
         except BaseException as e:
             self._record(FAILED, error=f"{type(e).__name__}: {e}")
             raise
+        self.heartbeat.beat("done", self.cfg.train.budget.samples)
         self._record(DONE, finished=time.time(), samples_seen=self.cfg.train.budget.samples,
                      skipped_microbatches=self.skipped)
         self.log(f"done: {self.cfg.train.budget.samples:,} samples")
@@ -294,6 +304,7 @@ class Run:
     def _save(self, ckpts: Checkpoints, engine, stage: StagePlan, position: int) -> None:
         meta = {"stage": stage.index, "stage_position": position, "samples_seen": stage.start + position,
                 "evaluated": sorted(self.evaluated), "skipped": self.skipped, "replaced": self.replaced}
+        self.heartbeat.beat("checkpointing", stage.start + position)
         ckpts.save(engine, f"s{stage.index}_{position:012d}", meta)
         self._record_data_errors()
         self._record(self.record["status"])  # data_errors as of this checkpoint
@@ -316,6 +327,7 @@ class _Progress:
 
     def step(self, step: int, seen: int, result: StepResult, lr: float, last: bool) -> None:
         t = self.run.cfg.train
+        self.run.heartbeat.beat("training", seen, force=False)
         for k, v in result.losses.items():
             self.window.setdefault(k, []).append(v)
         self.window.setdefault("grad_norm", []).append(result.grad_norm if result.grad_norm is not None else float("nan"))

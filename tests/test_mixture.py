@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,13 +202,7 @@ def test_many_unreadable_files_are_all_counted_and_the_rest_said_once(two_manife
     assert log.count("replaced an unreadable sample") == 20 and log.count("more unreadable samples replaced") == 1
 
 
-@pytest.mark.parametrize("problem", ["missing manifest", "malformed line", "missing video", "corrupt video"])
-def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests, tmp_path, problem):
-    """bench.train refuses bad training data before a model is built or a folder written: one line that
-    names the key, the dataset and what is wrong (and a sweep, through the same check, submits nothing)."""
-    from bench.train import main
-    from tests.conftest import tiny_overrides
-
+def _bad_manifest(two_manifests, tmp_path, problem: str) -> Path:
     manifest, _ = two_manifests
     rows = [{**r, "video": str(manifest.parent / r["video"])} for r in map(json.loads, manifest.read_text().splitlines())]
     path = tmp_path / "m.jsonl"
@@ -214,18 +212,39 @@ def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests,
         (tmp_path / "broken.mp4").write_bytes(b"not a video")
         rows[5]["video"] = str(tmp_path / ("absent.mp4" if problem == "missing video" else "broken.mp4"))
         path.write_text("".join(json.dumps(r) + "\n" for r in rows[:10]))
-    out = tmp_path / "runs"
-    argv = ["base/tiny.yaml", *tiny_overrides(f"output_dir={out}", "data.source=manifest", f"data.manifest.path={path}",
+    return path
+
+
+def _manifest_run(path: Path, out: Path) -> list[str]:
+    from tests.conftest import tiny_overrides
+
+    return ["base/tiny.yaml", *tiny_overrides(f"output_dir={out}", "data.source=manifest", f"data.manifest.path={path}",
                                               "data.manifest.frames=8", "data.manifest.size=64", "eval.tasks=[]",
                                               "eval.grid=[]")]
-    from contextlib import redirect_stderr
-    from io import StringIO
 
-    err = StringIO()
-    with redirect_stderr(err):
-        assert main(argv) == 2
-    said = err.getvalue().strip().splitlines()
-    assert len(said) == 1 and said[0].startswith("error: ") and "data.manifest.path" in said[0], said
-    assert {"missing manifest": "m.jsonl", "malformed line": "m.jsonl:2", "missing video": "absent.mp4",
-            "corrupt video": "broken.mp4"}[problem] in said[0]
+
+@pytest.mark.parametrize("problem", ["missing manifest", "malformed line", "missing video", "corrupt video"])
+def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests, tmp_path, problem):
+    """A run refuses bad training data before a model is built or a folder written, naming the key, the
+    dataset and what is wrong (a sweep, through the same check, submits nothing)."""
+    from bench.config import load_run_config
+    from bench.train import run
+
+    out = tmp_path / "runs"
+    base, *overrides = _manifest_run(_bad_manifest(two_manifests, tmp_path, problem), out)
+    cfg = load_run_config(base, overrides)
+    expected = {"missing manifest": "m.jsonl", "malformed line": "m.jsonl:2", "missing video": "absent.mp4",
+                "corrupt video": "broken.mp4"}[problem]
+    with pytest.raises(ManifestError, match=rf"data\.manifest\.path.*{re.escape(expected)}"):
+        run(cfg, log=lambda m: None)
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_bad_training_data_is_one_line_from_the_command(two_manifests, tmp_path):
+    out = tmp_path / "runs"
+    argv = _manifest_run(_bad_manifest(two_manifests, tmp_path, "corrupt video"), out)
+    done = subprocess.run([sys.executable, "-m", "bench.train", *argv], capture_output=True, text=True, timeout=300)
+    said = [line for line in done.stderr.splitlines() if "WARNING" not in line and line.strip()]
+    assert done.returncode == 2 and len(said) == 1 and said[0].startswith("error: ") and "broken.mp4" in said[0], said
     assert not out.exists()

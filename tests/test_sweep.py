@@ -97,7 +97,8 @@ def test_dry_run_prints_the_table_and_submits_nothing(tmp_path, capsys):
     f = tiny_sweep(tmp_path)
     assert main([str(f), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "2 runs, 0 done, 2 new" in out and "model.loss.name=cosine" in out and "dry run" in out
+    assert "2 runs, 0 done, 0 queued or running (not submitted again), 2 new" in out
+    assert "model.loss.name=cosine" in out and "dry run" in out
     assert not (tmp_path / "results" / "runs").exists()
 
 
@@ -317,3 +318,57 @@ def test_slurm_cluster_stop_stops_only_the_daemons_it_started(tmp_path):
     finally:
         for p in (*ours.values(), other, unrelated):
             p.kill()
+
+
+def test_live_runs_are_shown_where_they_are_and_not_submitted_again(tmp_path, capsys):
+    """A run moving in some process (a fresh heartbeat) or waiting in Slurm is live: the sweep shows its
+    position and does not submit it again; a run whose heartbeat stopped long ago shows as stalled."""
+    import json
+
+    from bench.liveness import Heartbeat
+    from bench.results import RunDir, write_json
+    from bench.sweep import expand, sweep_record_path
+
+    f = tiny_sweep(tmp_path, losses=("infonce", "cosine", "l2"))
+    sweep, path = load_sweep_config(f)
+    runs = expand(sweep, path)
+    moving, stopped, queued = (RunDir.of(r.cfg.output_dir, r.run_id) for r in runs)
+    for d in (moving, stopped):
+        d.path.mkdir(parents=True)
+        write_json(d.record, {"run_id": d.path.name, "status": "running"})
+    Heartbeat(moving.heartbeat).beat("training", 96)
+    Heartbeat(stopped.heartbeat).beat("evaluating at 64 samples", 64)
+    beat = json.loads(stopped.heartbeat.read_text())
+    beat["moved"] -= 7200  # two hours without moving
+    stopped.heartbeat.write_text(json.dumps(beat))
+    write_json(sweep_record_path(sweep), {"name": sweep.name, "runs": [], "jobs": {queued.path.name: "77_2"}})
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "squeue").write_text("#!/bin/sh\necho '77_2 PENDING None'\n")  # Slurm holds the third run's job
+    (fake / "squeue").chmod(0o755)
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = f"{fake}:{env_path}"
+    try:
+        assert main([str(f), "--dry-run"]) == 0
+    finally:
+        os.environ["PATH"] = env_path
+    out = capsys.readouterr().out
+    assert "3 runs, 0 done, 2 queued or running (not submitted again), 0 new, 1 to resume" in out, out
+    assert "running: training, at 96 samples; resumes at 0" in out
+    assert "stalled: no progress for 120 min (evaluating at 64 samples, at 64 samples)" in out
+    assert "slurm PENDING (job 77_2); new" in out
+
+
+def test_a_run_that_stops_moving_says_so_in_its_log_and_heartbeat(tmp_path):
+    import json
+    import time
+
+    from bench.liveness import Heartbeat, Watchdog
+
+    said = []
+    hb = Heartbeat(tmp_path / "heartbeat.json")
+    hb.beat("starting")
+    with Watchdog(hb, stall_s=0.3, log=said.append, check_s=0.05):
+        time.sleep(1.0)  # nothing moves
+    assert len(said) == 1 and said[0].startswith("no progress for") and "since: starting" in said[0]
+    assert json.loads((tmp_path / "heartbeat.json").read_text())["stalled"] is True
