@@ -53,29 +53,50 @@ def _last_evaluation(f: pd.DataFrame) -> pd.DataFrame:
     return f[f["samples_seen"] == f.groupby("run_id")["samples_seen"].transform("max")]
 
 
+def _flops(n: float) -> str:
+    for unit, size in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+def _curve(ax, g: pd.DataFrame, x: str, label: str) -> None:
+    """The metric of g against column x (the mean over seeds at each sample count), a 95% band over seeds,
+    one line per model; chance as a dotted line."""
+    for i, (model, gm) in enumerate(g.groupby("model")):
+        stats = [(gs[x].mean(), *interval(gs.groupby("seed")["value"].mean())) for _, gs in gm.groupby("samples_seen")]
+        xs = [s for s, *_ in stats]
+        mean = [m for _, m, _, _ in stats]
+        half = [h for _, _, h, _ in stats]
+        c = colour(model, i)
+        ax.plot(xs, mean, marker="o", ms=3, color=c, label=model)
+        ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.18)
+    chance = g["chance"].dropna()
+    if len(chance):
+        ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
+    ax.set_xscale("log")
+    ax.set_ylabel(label)
+    ax.legend(frameon=False, fontsize=8)
+
+
 def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, str, str]], out: Path) -> list[Path]:
     """One panel per (task, metric, label): the metric against samples seen (log x), mean and 95% band
-    over seeds, one line per model."""
+    over seeds, one line per model. Where the records carry training FLOPs, a second row puts the same
+    curves against cumulative training FLOPs: the compute-matched view (the twins' FLOPs per sample differ)."""
     f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 2.8), squeeze=False)
-    for ax, (task, metric, label) in zip(axes[0], panels):
+    with_flops = "train_flops" in f and f["train_flops"].notna().any() and (f["train_flops"] > 0).any()
+    rows = 2 if with_flops else 1
+    fig, axes = plt.subplots(rows, len(panels), figsize=(3.4 * len(panels), 2.8 * rows), squeeze=False)
+    for j, (task, metric, label) in enumerate(panels):
         g = f[(f["task"] == task) & (f["metric"] == metric) & (f["samples_seen"] > 0)]
-        for i, (model, gm) in enumerate(g.groupby("model")):
-            stats = [(s, *interval(gs.groupby("seed")["value"].mean())) for s, gs in gm.groupby("samples_seen")]
-            xs = [s for s, *_ in stats]
-            mean = [m for _, m, _, _ in stats]
-            half = [h for _, _, h, _ in stats]
-            c = colour(model, i)
-            ax.plot(xs, mean, marker="o", ms=3, color=c, label=model)
-            ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.18)
-        chance = g["chance"].dropna()
-        if len(chance):
-            ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
-        ax.set_xscale("log")
-        _ticks_at(ax, sorted(g["samples_seen"].unique()))
-        ax.set_xlabel("samples seen")
-        ax.set_ylabel(label)
-        ax.legend(frameon=False, fontsize=8)
+        _curve(axes[0][j], g, "samples_seen", label)
+        _ticks_at(axes[0][j], sorted(g["samples_seen"].unique()))
+        axes[0][j].set_xlabel("samples seen")
+        if with_flops:
+            ax = axes[1][j]
+            _curve(ax, g[g["train_flops"] > 0], "train_flops", label)
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _flops(v)))
+            ax.set_xlabel("training FLOPs")
     return save(fig, out, f"{sweep}_sample_efficiency")
 
 

@@ -15,8 +15,10 @@ import pandas as pd
 from bench.results import RUNS, SWEEPS, RunDir, read_jsonl, run_dirs  # the store's own layout and reader: standard library only
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
-           "value", "chance", "rate_hz", "budget", "wall_s", "dataset", "sets"]
-EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz", "dataset", "sets"]
+           "value", "chance", "rate_hz", "budget", "wall_s", "dataset", "sets", "train_flops", "train_s"]
+# train_flops, train_s: the run's training FLOPs and seconds in optimizer steps up to the evaluation
+EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz", "dataset", "sets",
+             "train_flops", "train_s"]
 MEAN = "mean"  # the dataset of a task's average over its eval sets (bench/tasks)
 
 

@@ -2,8 +2,9 @@
 
 For each twin and preset: the training step broken into waiting for data, forward, backward, optimizer
 and the rest (through the same DeepSpeed engine a run uses, with the run's gradient accumulation);
-the loader's throughput against the model's consumption; FLOPs per sample (torch's flop counter, on
-the engine's first micro-batch) and achieved FLOP/s over this process's measured matmul peak in the
+the loader's throughput against the model's consumption; FLOPs per sample (bench/flops.py, as every run
+counts them: torch's flop counter over the first micro-batch's forward and backward, on a copy of the
+model) and achieved FLOP/s over this process's measured matmul peak in the
 run's precision (on a GPU: MFU); the frozen X-encoder's share and what the feature cache saves;
 scoring 10 and 100 candidates and generation latency for both twins; peak memory. Writes
 results/perf/latest.json and latest.md (a benchmark, never a test: nothing here is asserted).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gc
 import platform
+import re
 import resource
 import statistics
 import sys
@@ -29,13 +31,15 @@ import torch
 from bench import dist as distenv
 from bench.build import build_model
 from bench.cache import training_samples
-from bench.config import REPO_ROOT, RunConfig, load_run_config
+from bench.config import REPO_ROOT, RunConfig, load_run_config, load_sweep_config
 from bench.data.items import class_names
 from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples
 from bench.engine import make_engine, plan_stages
+from bench.flops import flops_per_sample
 from bench.results import write_atomic, write_json
 from bench.step import PHASES, Clock, optimizer_step, seed_process, to_device
+from bench.sweep import expand
 from models.protocol import decoding_of
 
 PAPER_OFFLINE = [  # random weights from each backbone's `arch`, token ids from the built-in tokenizer
@@ -67,61 +71,26 @@ def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
     return 2 * n**3 * reps / (clock() - t)
 
 
-def _full_heads(q, k, v):
-    """(k, v) shapes with the query's head count: grouped-query attention does the work of full heads."""
-    return (k[0], q[1], *k[2:]), (v[0], q[1], *v[2:])
-
-
-def _sdpa_flops(q, k, v, *args, out_shape=None, **kwargs) -> int:
-    from torch.utils.flop_counter import sdpa_flop_count
-
-    return sdpa_flop_count(q, *_full_heads(q, k, v))
-
-
-def _sdpa_backward_flops(grad, q, k, v, *args, out_shape=None, **kwargs) -> int:
-    from torch.utils.flop_counter import sdpa_backward_flop_count
-
-    return sdpa_backward_flop_count(grad, q, *_full_heads(q, k, v))
-
-
-def attention_flop_formulas() -> dict:
-    """Flop formulas for the fused attention kernels, added to torch's: they count grouped-query
-    attention (fewer key/value heads; torch before 2.12 raises on it) and the CPU's flash kernel
-    (which torch does not count at all)."""
-    aten = torch.ops.aten
-    kernels = ("efficient", "flash", "cudnn", "flash_attention_for_cpu")
-    names = [f"_scaled_dot_product_{k}" if k.endswith("cpu") else f"_scaled_dot_product_{k}_attention" for k in kernels]
-    return {**{getattr(aten, n): _sdpa_flops for n in names},
-            **{getattr(aten, f"{n}_backward"): _sdpa_backward_flops for n in names}}
-
-
 def read_through(array, rows: int = 1024) -> None:
     """Read a memory-mapped array once, so that its pages are in the page cache."""
     for start in range(0, len(array), rows):
         float(array[start:start + rows].sum())
 
 
-def time_steps(engine, cfg: RunConfig, samples, steps: int, device: torch.device, warmup: int = 2,
-               count_flops: bool = True) -> dict:
-    """Seconds per optimizer step in each phase (summed over its micro-batches), FLOPs per sample counted
-    on the first micro-batch's forward and backward (a warm-up step's, when there is one), and the loss
-    of every step: bench.step.optimizer_step, the step a run takes, timed with a synchronising clock."""
-    from torch.utils.flop_counter import FlopCounterMode
-
+def time_steps(engine, cfg: RunConfig, samples, steps: int, device: torch.device, warmup: int = 2) -> dict:
+    """Seconds per optimizer step in each phase (summed over its micro-batches) and the loss of every step:
+    bench.step.optimizer_step, the step a run takes, timed with a synchronising clock."""
     t = cfg.train
     clock = Clock(device)
     loader = SharedLoader(samples, t.global_batch, t.micro_batch, t.global_batch * (steps + warmup),
                           num_workers=cfg.data.num_workers)
     batches = iter(loader)
     phases = dict.fromkeys((*PHASES, "total"), 0.0)
-    counter = FlopCounterMode(display=False, custom_mapping=attention_flop_formulas())
     losses = []
     engine.train()
     for step in range(steps + warmup):
-        count = count_flops and step == 0
         t0 = clock()
-        result = optimizer_step(engine, batches, loader.accumulation, device, t.nonfinite, clock=clock,
-                                first_micro=(lambda: counter) if count else None)
+        result = optimizer_step(engine, batches, loader.accumulation, device, t.nonfinite, clock=clock)
         total = clock() - t0
         losses.append(result.losses["loss"])
         if step >= warmup:
@@ -129,7 +98,6 @@ def time_steps(engine, cfg: RunConfig, samples, steps: int, device: torch.device
                 phases[k] += v / steps
             phases["total"] += total / steps
     phases["other"] = max(0.0, phases["total"] - sum(phases[k] for k in PHASES))  # not below rounding
-    phases["flops_per_sample"] = float(counter.get_total_flops() / t.micro_batch) if count_flops else 0.0
     phases["losses"] = losses
     return phases
 
@@ -180,14 +148,15 @@ def profile_step(engine, cfg: RunConfig, samples, device: torch.device, path: Pa
 
     cuda = device.type == "cuda"
     with profile(activities=[ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]) as prof:
-        time_steps(engine, cfg, samples, 1, device, warmup=0, count_flops=False)
+        time_steps(engine, cfg, samples, 1, device, warmup=0)
     sort = "self_device_time_total" if cuda else "self_cpu_time_total"
     write_atomic(path, prof.key_averages().table(sort_by=sort, row_limit=30, max_name_column_width=70))
 
 
 def prepare(cfg: RunConfig, device: torch.device, log=None):
-    """(model, world, raw samples, cached samples, engine) as a run on the shapes world builds them: the
-    process seeded alike, the model, its caches, one DeepSpeed engine (ZeRO hooks its parameters once)."""
+    """(model, world, raw samples, cached samples, engine, FLOPs per sample) as a run on the shapes world
+    builds them: the process seeded alike, the model, its caches, FLOPs counted on a copy before the engine,
+    one DeepSpeed engine (ZeRO hooks its parameters once)."""
     seed_process(cfg.seed, 0)
     model = build_model(cfg).to(device)
     world = ShapesWorld(cfg.data.shapes)
@@ -195,35 +164,52 @@ def prepare(cfg: RunConfig, device: torch.device, log=None):
     raw.possible_targets()  # fills the world's scene and caption caches, as a run's first epoch does
     cached = training_samples(model, raw, world, log=log)
     read_through(cached.features)  # a cold page cache would time the disk, once per machine, not the step
+    t = cfg.train
+    first = to_device(next(iter(SharedLoader(cached, t.global_batch, t.micro_batch, t.global_batch))), device)
+    flops = flops_per_sample(model, first, device)
     engine, _, _ = make_engine(model, cfg, plan_stages(cfg)[0], 1)
-    return model, world, raw, cached, engine
+    return model, world, raw, cached, engine, flops
 
 
-def measure(preset: str, name: str, steps: int, extra: list[str], device: torch.device,
-            peaks: dict[str, float], log, profile_dir: Path | None = None) -> dict:
+def preset_configs(preset: str, models: list[str], extra: list[str]) -> list[tuple[str, RunConfig]]:
     base, overrides = PRESETS[preset]
-    cfg = load_run_config(base, [*overrides, *extra, f"model.name={name}"])
+    return [(preset, load_run_config(base, [*overrides, *extra, f"model.name={m}"])) for m in models]
+
+
+def sweep_configs(path: str, extra: list[str], offline: bool) -> list[tuple[str, RunConfig]]:
+    """Every condition of a sweep (its first seed), configured exactly as the sweep configures its runs;
+    offline: random weights and shapes-world clips at the same shapes (PAPER_OFFLINE: nothing downloaded)."""
+    sweep, file = load_sweep_config(path)
+    runs = expand(sweep, file, [*(PAPER_OFFLINE if offline else []), *extra])
+    first = runs[0].seed
+    return [(sweep.name, r.cfg) for r in runs if r.seed == first]
+
+
+def measure(preset: str, cfg: RunConfig, steps: int, device: torch.device,
+            peaks: dict[str, float], log, profile_dir: Path | None = None) -> dict:
+    name = cfg.model.name
     precision = cfg.train.precision
     if precision not in peaks:
         peaks[precision] = matmul_peak(device, DTYPES[precision])
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t = time.perf_counter()
-    model, world, raw, cached, engine = prepare(cfg, device, log)
+    model, world, raw, cached, engine, flops = prepare(cfg, device, log)
     log(f"{preset}/{name}: built in {time.perf_counter() - t:.0f} s")
     G, workers = cfg.train.global_batch, cfg.data.num_workers
-    rec = {"preset": preset, "model": name, "precision": precision, "global_batch": G, "micro_batch": cfg.train.micro_batch,
+    rec = {"preset": preset, "model": name, "lm_layers": cfg.model.lm.layers, "precision": precision,
+           "global_batch": G, "micro_batch": cfg.train.micro_batch,
            "trainable_params": sum(c["trainable"] for c in model.parameter_counts().values())}
     rec["step_cached"] = time_steps(engine, cfg, cached, steps, device)
     log(f"{preset}/{name}: cached-feature step {rec['step_cached']['total']:.3f} s")
     rec["step_raw_video"] = time_steps(engine, cfg, raw, max(2, steps // 3), device)
     log(f"{preset}/{name}: raw-video step {rec['step_raw_video']['total']:.3f} s")
     if profile_dir is not None:
-        profile_step(engine, cfg, cached, device, profile_dir / f"profile_{preset}_{name}.txt")
+        profile_step(engine, cfg, cached, device, profile_dir / f"profile_{re.sub(r'[^A-Za-z0-9_.-]+', '_', preset)}_{name}.txt")
     del engine
     free_memory()
     s = rec["step_cached"]
-    rec["flops_per_sample"] = s["flops_per_sample"]
+    rec["flops_per_sample"] = flops
     rec["samples_per_s"] = G / s["total"]
     rec["share_outside_fwd_bwd_opt"] = (s["data"] + s["other"]) / s["total"]
     rec["mfu"] = rec["flops_per_sample"] * rec["samples_per_s"] / peaks[precision]
@@ -286,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["vljepa", "vlm"])
     p.add_argument("--steps", type=int, default=12, help="timed optimizer steps (after 2 warm-up steps)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every preset")
+    p.add_argument("--sweep", help="measure each condition of this sweep file (first seed) as the sweep configures "
+                                   "it, instead of the presets (e.g. comparison/jepa_vs_vlm.yaml)")
+    p.add_argument("--offline", action="store_true",
+                   help="with --sweep: random weights and shapes-world clips at the sweep's shapes (nothing downloaded)")
     p.add_argument("--out", type=Path, default=REPO_ROOT / "results" / "perf")
     p.add_argument("--profile", action="store_true",
                    help="also write OUT/profile_<preset>_<model>.txt: the top operators of one optimizer step")
@@ -297,14 +287,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     report = {"device": name, "threads": torch.get_num_threads(), "matmul_peak_flops": peaks, "overrides": args.set,
               "torch": torch.__version__, "records": [], "time": time.time()}
-    for preset in presets:
-        for m in args.models:  # the report is rewritten after each record: a crash keeps what was measured
-            report["records"].append(measure(preset, m, args.steps, args.set, device, peaks, log=print,
-                                              profile_dir=args.out if args.profile else None))
-            report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-            md = table(report) + f"\n\nPeak RSS of the whole benchmark process: {report['peak_rss_gb']:.2f} GB.\n"
-            write_json(args.out / "latest.json", report)
-            write_atomic(args.out / "latest.md", md)
+    configs = sweep_configs(args.sweep, args.set, args.offline) if args.sweep else \
+        [pc for preset in presets for pc in preset_configs(preset, args.models, args.set)]
+    for label, cfg in configs:  # the report is rewritten after each record: a crash keeps what was measured
+        report["records"].append(measure(label, cfg, args.steps, device, peaks, log=print,
+                                          profile_dir=args.out if args.profile else None))
+        report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+        md = table(report) + f"\n\nPeak RSS of the whole benchmark process: {report['peak_rss_gb']:.2f} GB.\n"
+        write_json(args.out / "latest.json", report)
+        write_atomic(args.out / "latest.md", md)
     print(md)
     return 0
 

@@ -15,7 +15,6 @@ Non-finite losses:
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -94,14 +93,12 @@ def _reduce(values: list[torch.Tensor], device: torch.device) -> list[float]:
 
 def optimizer_step(engine, batches: Iterator[dict], accumulation: int, device: torch.device,
                    nonfinite: str = "fail", flags: tuple[float, ...] = (), clock: Clock | None = None,
-                   first_micro: Callable[[], contextlib.AbstractContextManager] | None = None,
                    where: Callable[[], str] = lambda: "this step") -> StepResult:
     """Take one optimizer step from the next `accumulation` micro-batches of `batches`.
 
     flags: numbers summed over the processes with the step's statistics (a stop signal); clock: time the
-    phases (data, forward, backward, optimizer) with it; first_micro: a context manager around the first
-    micro-batch's forward and backward (bench.perf counts FLOPs there); where(): words that place the
-    step in its run, for the error message of a non-finite loss."""
+    phases (data, forward, backward, optimizer) with it; where(): words that place the step in its run,
+    for the error message of a non-finite loss."""
     tick = clock or (lambda: 0.0)
     sums: dict[str, torch.Tensor] = {}
     used, skipped = 0, 0  # micro-batches whose loss counts, and those skipped ("skip")
@@ -111,20 +108,19 @@ def optimizer_step(engine, batches: Iterator[dict], accumulation: int, device: t
         t0 = tick()
         batch = to_device(next(batches), device)
         t1 = tick()
-        with first_micro() if first_micro and micro == 0 else contextlib.nullcontext():
-            out = engine(batch)
-            loss = out["loss"]
-            finite = torch.isfinite(loss.detach())
-            if nonfinite == "skip" and _any_rank(not bool(finite), device):
-                skipped += 1
-                loss = _zero_loss(engine)
-            else:
-                used += 1
-                bad += (~finite).float()
-                for k, v in out.items():
-                    sums[k] = sums.get(k, 0.0) + v.detach().double()
-            t2 = tick()
-            engine.backward(loss)
+        out = engine(batch)
+        loss = out["loss"]
+        finite = torch.isfinite(loss.detach())
+        if nonfinite == "skip" and _any_rank(not bool(finite), device):
+            skipped += 1
+            loss = _zero_loss(engine)
+        else:
+            used += 1
+            bad += (~finite).float()
+            for k, v in out.items():
+                sums[k] = sums.get(k, 0.0) + v.detach().double()
+        t2 = tick()
+        engine.backward(loss)
         t3 = tick()
         if micro == accumulation - 1:  # before the optimizer applies: statistics, flags and the NaN check
             norm = _local_grad_norm(engine) if engine.zero_optimization_stage() == 0 else None  # gone after step()

@@ -33,10 +33,11 @@ from bench.data.shapes import ShapesWorld
 from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import StagePlan, make_engine, plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
+from bench.flops import flops_per_sample
 from bench.liveness import Heartbeat, Watchdog
 from bench.provenance import git_commit, versions
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl, prediction_writer, truncate_jsonl, write_json
-from bench.step import NonFiniteLoss, StepResult, optimizer_step, seed_process
+from bench.step import NonFiniteLoss, StepResult, optimizer_step, seed_process, to_device
 from bench.tasks import evaluate
 from bench.tasks.common import EvalContext
 
@@ -115,7 +116,8 @@ class Run:
         recs = evaluate(model, ctx, self.cfg.eval.tasks,
                         on_task=lambda task, _: self.heartbeat.beat(f"evaluated {task} at {samples_seen:,} samples"))
         if self.env.is_main:
-            rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name} for r in recs]
+            rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name,
+                     "train_flops": self._train_flops(samples_seen), "train_s": round(self.train_s, 3)} for r in recs]
             append_jsonl(self.dir.evals, rows)
             several = {t for t, sets in self.eval_sets.items() if len(sets) > 1}
             shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}"
@@ -142,8 +144,7 @@ class Run:
             return self._execute()
 
     def _execute(self) -> dict[str, Any]:
-        self.skipped = 0
-        self.replaced, self.replaced_examples = 0, []
+        self.replaced_examples = []
         seed_process(self.cfg.seed, self.env.rank)
         model = build_model(self.cfg)
         self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
@@ -164,6 +165,11 @@ class Run:
             self.record["started"] = old.get("started", self.record["started"])
             self.record["resumes"] = old.get("resumes", 0) + (1 if latest else 0)
         self._record(RUNNING)
+        meta = latest["meta"] if latest else {}  # the run's counters as of its checkpoint
+        self.skipped, self.replaced = meta.get("skipped", 0), meta.get("replaced", 0)
+        self.evaluated = set(meta.get("evaluated", []))
+        self.flops_per_sample = {int(k): v for k, v in meta.get("flops_per_sample", {}).items()}  # per stage
+        self.train_s = meta.get("train_s", 0.0)  # seconds spent in optimizer steps, across resumes
         if latest:
             seen = latest["meta"]["samples_seen"]
             if self.env.is_main:  # lines written after that checkpoint are written again
@@ -171,6 +177,7 @@ class Run:
                 truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
             self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
         try:
+            self._count_flops(model)
             with _StopFlag() as stop:
                 for stage in self.stages:
                     self._run_stage(model, stage, ckpts, latest, stop)
@@ -181,9 +188,26 @@ class Run:
             raise
         self.heartbeat.beat("done", self.cfg.train.budget.samples)
         self._record(DONE, finished=time.time(), samples_seen=self.cfg.train.budget.samples,
+                     train_flops=self._train_flops(self.cfg.train.budget.samples), train_s=round(self.train_s, 3),
                      skipped_microbatches=self.skipped)
         self.log(f"done: {self.cfg.train.budget.samples:,} samples")
         return self.record
+
+    def _count_flops(self, model) -> None:
+        """Each stage's training FLOPs per sample, counted once per run (bench/flops.py) on a copy of the
+        model before any engine wraps it, on the stage's first micro-batch."""
+        t = self.cfg.train
+        for stage in self.stages:
+            if stage.index not in self.flops_per_sample:
+                loader = SharedLoader(self._training_source(model, stage), t.global_batch, t.micro_batch, t.global_batch)
+                batch = to_device(next(iter(loader)), self.device)
+                self.flops_per_sample[stage.index] = flops_per_sample(model, batch, self.device)
+
+    def _train_flops(self, samples_seen: int) -> float:
+        """Training FLOPs of the first samples_seen samples: each stage's FLOPs per sample (counted on its
+        first micro-batch) times the samples trained in it."""
+        return float(sum(self.flops_per_sample.get(s.index, 0.0) * min(max(samples_seen - s.start, 0), s.samples)
+                         for s in self.stages))
 
     def _mixtures(self, first_samples) -> dict[str, Any]:
         """Each stage's training mixture (names, weights, shares, record counts and hashes): twins must match."""
@@ -236,10 +260,6 @@ class Run:
         engine, optimizer, _ = make_engine(model, self.cfg, stage, self.env.world_size)
         loader = SharedLoader(self._training_source(model, stage), t.global_batch, t.micro_batch, stage.samples,
                               self.env.world_size, self.env.rank, self.cfg.data.num_workers)
-        self.skipped = meta.get("skipped", 0) if meta else 0
-        if meta:
-            self.replaced = meta.get("replaced", 0)
-        self.evaluated = set(meta["evaluated"]) if meta else set()
         if meta and meta["stage"] == stage.index:
             ckpts.load(engine, latest["tag"])
             loader.load_state_dict({"position": meta["stage_position"]})
@@ -255,8 +275,10 @@ class Run:
         while loader.position < stage.samples:
             step = (stage.start + loader.position) // t.global_batch  # the step being taken, from 0
             where = f"optimizer step {step + 1} ({stage.start + loader.position + t.global_batch:,} samples)"
+            t0 = time.perf_counter()
             result = optimizer_step(engine, batches, loader.accumulation, self.device, t.nonfinite,
                                     flags=(float(stop.signum is not None),), where=lambda w=where: w)
+            self.train_s += time.perf_counter() - t0
             seen = stage.start + loader.position
             self._count_skipped(result.skipped, step + 1)
             progress.step(step + 1, seen, result, optimizer.param_groups[0]["lr"], loader.position == stage.samples)
@@ -303,7 +325,8 @@ class Run:
 
     def _save(self, ckpts: Checkpoints, engine, stage: StagePlan, position: int) -> None:
         meta = {"stage": stage.index, "stage_position": position, "samples_seen": stage.start + position,
-                "evaluated": sorted(self.evaluated), "skipped": self.skipped, "replaced": self.replaced}
+                "evaluated": sorted(self.evaluated), "skipped": self.skipped, "replaced": self.replaced,
+                "flops_per_sample": {str(k): v for k, v in self.flops_per_sample.items()}, "train_s": self.train_s}
         self.heartbeat.beat("checkpointing", stage.start + position)
         ckpts.save(engine, f"s{stage.index}_{position:012d}", meta)
         self._record_data_errors()

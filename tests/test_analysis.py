@@ -146,3 +146,24 @@ def test_per_dataset_records_give_one_summary_and_a_table_beside_the_paper(tmp_p
     assert "| ssv2 | top1 | 21.0 ± 12.7 | 19.3 |" in table
     assert "| mean of 2 | top1 | 41.0 ± 12.7 | - |" in table  # the paper averages 8 other sets
     assert "classification (mean of 2 sets: kinetics400, ssv2)" in sota_markdown(summary)
+
+
+def test_sample_efficiency_gains_a_flops_row_when_records_carry_flops(tmp_path):
+    """Records with train_flops give the compute-matched row; records without (older ones) do not."""
+    import matplotlib.image
+
+    from analysis.figures import sample_efficiency
+
+    rows = []
+    for model, per_sample in (("vljepa", 1e9), ("vlm", 2e9)):
+        for seed in (0, 1):
+            for n in (64, 128):
+                rows.append({"sweep": "s", "task": "classification", "metric": "top1", "model": model, "seed": seed,
+                             "samples_seen": n, "value": 10.0 + n / 64 + seed, "chance": 5.0,
+                             "train_flops": per_sample * n, "run_id": f"{model}{seed}"})
+    frame = pd.DataFrame(rows)
+    with_flops = sample_efficiency(frame, "s", [("classification", "top1", "top-1")], tmp_path / "a")
+    without = sample_efficiency(frame.assign(train_flops=None), "s", [("classification", "top1", "top-1")],
+                                tmp_path / "b")
+    tall, short = (matplotlib.image.imread(str(p[0])).shape[0] for p in (with_flops, without))
+    assert tall > 1.8 * short

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import perf
+from bench.flops import attention_flop_formulas
 
 
 def _flops(fn) -> int:
-    with FlopCounterMode(display=False, custom_mapping=perf.attention_flop_formulas()) as counter:
+    with FlopCounterMode(display=False, custom_mapping=attention_flop_formulas()) as counter:
         fn()
     return counter.get_total_flops()
 
@@ -61,6 +62,6 @@ def test_perf_times_the_step_a_run_takes(tmp_path, name):
         "data.num_workers=0"))
     run(cfg, log=lambda m: None)
     from_run = [r["loss"] for r in read_jsonl(tmp_path / run_id(cfg) / METRICS)]
-    _, _, _, cached, engine = perf.prepare(cfg, torch.device("cpu"))
-    timed = perf.time_steps(engine, cfg, cached, steps=3, device=torch.device("cpu"), warmup=0, count_flops=False)
+    _, _, _, cached, engine, _ = perf.prepare(cfg, torch.device("cpu"))
+    timed = perf.time_steps(engine, cfg, cached, steps=3, device=torch.device("cpu"), warmup=0)
     assert len(from_run) == 3 and timed["losses"] == from_run

@@ -67,6 +67,10 @@ def test_run_records_budget_metrics_and_evals(tmp_path):
     assert sorted({r["samples_seen"] for r in evals}) == [0, 128, 256]
     assert all(r["chance"] is not None for r in evals)
     assert {r["dataset"] for r in evals} == {"shapes"}
+    # the compute axis: training FLOPs (as bench.perf counts them: one micro-batch, per sample) and seconds
+    flops = {r["samples_seen"]: r["train_flops"] for r in evals}
+    assert flops[0] == 0 and flops[256] == 2 * flops[128] > 0 and record["train_flops"] == flops[256]
+    assert 0 < evals[-1]["train_s"] == max(r["train_s"] for r in evals)
     kept = sorted(p.relative_to(d / "predictions").as_posix() for p in (d / "predictions").rglob("*.jsonl"))
     assert kept == [f"{n:012d}/{t}__shapes.jsonl" for n in (0, 128, 256) for t in ("classification", "vqa")]
     parity = record["parity"]
@@ -316,7 +320,7 @@ def test_resume_passes_over_a_damaged_checkpoint_exactly(tmp_path):
 
     def records(folder, name):
         rows = read_jsonl(folder / run_id(cfg) / name)
-        return [{k: v for k, v in r.items() if k not in ("samples_per_s", "run_id")} for r in rows]
+        return [{k: v for k, v in r.items() if k not in ("samples_per_s", "run_id", "train_s")} for r in rows]  # timings
 
     assert records(tmp_path / "damaged", EVALS) == records(tmp_path / "whole", EVALS)
     assert records(tmp_path / "damaged", METRICS) == records(tmp_path / "whole", METRICS)
