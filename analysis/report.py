@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from analysis import figures, tables
+from analysis import figures, power, tables
 from analysis.records import metrics
 from bench.results import SWEEPS
 
@@ -37,6 +37,15 @@ def _wall(f) -> str:
         return ""
     return (f"Wall time: {per_run.sum() / 60:.1f} min summed over its {len(per_run)} runs "
             f"({per_run.min():.0f}-{per_run.max():.0f} s per run, start-up and evaluation included).")
+
+
+def _power(rows: list[dict]) -> list[str]:
+    """The power of each paired comparison (analysis/power.py), as a report section."""
+    if not rows:
+        return []
+    return ["", "Power of each paired comparison (seed SD of the difference; the smallest difference a paired "
+            "t-test finds with 80% power at these seeds; the seeds the paper's difference would need):", "",
+            power.power_markdown(rows)]
 
 
 def _img(paths: list[Path], out: Path) -> str:
@@ -76,6 +85,7 @@ def build(results: Path, out: Path) -> Path:
                          f"*Sample efficiency, {sweep}: {', '.join(models)} at matched samples ({cmd}).*", ""]
             comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
             sections.append(tables.comparison_markdown(comp))
+            sections += _power(power.comparison_power(f, sweep, [(t, m) for t, m, _ in panels]))
         else:
             swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
             key = next((k for k in swept if k in f.columns), None)
@@ -88,6 +98,7 @@ def build(results: Path, out: Path) -> Path:
                     md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
                     (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
                     sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
+                    sections += _power(power.ablation_power(table))
         if "streaming" in tasks:
             paths = figures.selective_decoding(f, sweep, figs)
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "

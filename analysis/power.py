@@ -1,0 +1,145 @@
+"""How small an effect each paired comparison can detect, and how many seeds the paper's effect needs.
+
+For two conditions run with the same seeds (same seed: same data order and initialisation), the
+per-seed differences d_1..d_n are what the comparison measures. From them:
+
+- the mean difference and its 95% t-interval half-width (what the tables show);
+- sd: the seed standard deviation of the difference (evaluation noise included);
+- mde: the minimum detectable effect, the true difference a two-sided paired t-test at alpha = 0.05 finds
+  with 80% power at this n and sd (exact, through the noncentral t distribution);
+- seeds_needed: the smallest n at which the paper's difference for the same comparison would be found
+  with 80% power, if our sd held (None when the paper has no number for it).
+
+The verdict follows the interval: "reproduced" when it excludes 0 in the paper's direction,
+"contradicted" when it excludes 0 the other way, "unresolved" otherwise (with the mde beside it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis.records import interval
+from analysis.tables import ABLATION_COLUMNS, reference
+
+ALPHA, POWER = 0.05, 0.80
+MAX_SEEDS = 10_000
+
+
+def power(effect: float, sd: float, n: int, alpha: float = ALPHA) -> float:
+    """Probability that a two-sided paired t-test on n differences of SD sd rejects 0 when the true mean
+    difference is `effect`."""
+    from scipy import stats
+
+    if n < 2 or sd <= 0:
+        return float("nan")
+    df, nc = n - 1, abs(effect) / sd * math.sqrt(n)
+    t = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(t, df, nc) + stats.nct.cdf(-t, df, nc))
+
+
+def minimum_detectable_effect(sd: float, n: int, target: float = POWER) -> float:
+    """The smallest true difference found with `target` power at n seeds and seed SD sd."""
+    from scipy.optimize import brentq
+
+    if n < 2 or not sd > 0:
+        return float("nan")
+    hi = sd
+    while power(hi, sd, n) < target:
+        hi *= 2
+    return float(brentq(lambda e: power(e, sd, n) - target, 0.0, hi, xtol=1e-9 * sd))
+
+
+def seeds_needed(effect: float, sd: float, target: float = POWER) -> int | None:
+    """The smallest n with `target` power for a true difference `effect` (None past MAX_SEEDS)."""
+    if not sd > 0 or effect == 0 or effect != effect:
+        return None
+    lo, hi = 2, 2
+    while power(effect, sd, hi) < target:
+        if hi >= MAX_SEEDS:
+            return None
+        lo, hi = hi, min(hi * 2, MAX_SEEDS)
+    while lo < hi:  # power grows with n: the first n that reaches the target
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if power(effect, sd, mid) < target else (lo, mid)
+    return lo
+
+
+def paired(diffs: pd.Series, paper_effect: float | None = None) -> dict:
+    """Everything above for one paired comparison's per-seed differences."""
+    d = diffs.dropna().astype(float)
+    mean, half, n = interval(d)
+    sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+    if not (n > 1 and (mean - half > 0 or mean + half < 0)):
+        verdict = "unresolved"  # the interval includes 0
+    elif not paper_effect:
+        verdict = "resolved"  # no paper number to take a direction from
+    elif (mean > 0) == (paper_effect > 0):
+        verdict = "reproduced"
+    else:
+        verdict = "contradicted"
+    return {"n": n, "mean": mean, "half": half, "sd": sd, "mde": minimum_detectable_effect(sd, n),
+            "paper": paper_effect, "seeds_needed": seeds_needed(paper_effect, sd) if paper_effect else None,
+            "verdict": verdict}
+
+
+def power_markdown(rows: list[dict]) -> str:
+    """rows: {"comparison", "metric", **paired(...)}: one line each."""
+    if not rows:
+        return ""
+    lines = ["| comparison | metric | seeds | Δ (95% interval) | seed SD of Δ | smallest Δ detectable (80% power) | "
+             "paper Δ | seeds for the paper's Δ | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        paper = "-" if r["paper"] is None else f"{r['paper']:+.1f}"
+        need = "-" if r["paper"] is None else (f"{r['seeds_needed']:,}" if r["seeds_needed"] else f"> {MAX_SEEDS:,}")
+        lines.append(f"| {r['comparison']} | {r['metric']} | {r['n']} | {r['mean']:+.1f} ± {r['half']:.1f} | "
+                     f"{r['sd']:.1f} | {r['mde']:.1f} | {paper} | {need} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def _number(v) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def ablation_power(table: pd.DataFrame) -> list[dict]:
+    """Each setting of an ablation table (analysis.tables.ablation_table) against its first row, per column;
+    the paper's difference for the same pair of settings where results/reference has both."""
+    if len(table) < 2:
+        return []
+    first, rows = table.iloc[0], []
+    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    for _, r in table.iloc[1:].iterrows():
+        for lab in labels:
+            diffs = pd.Series(r[f"{lab} per seed"], dtype=float) - pd.Series(first[f"{lab} per seed"], dtype=float)
+            a, b = _number(r[f"{lab} paper"]), _number(first[f"{lab} paper"])
+            paper = a - b if a is not None and b is not None else None
+            rows.append({"comparison": f"{r['setting']} - {first['setting']}", "metric": lab,
+                         **paired(diffs, paper)})
+    return rows
+
+
+COMPARISON_REFERENCE = {("classification", "top5"): "top5", ("captioning", "CIDEr"): "cider"}
+
+
+def comparison_power(frame: pd.DataFrame, sweep: str, metrics: list[tuple[str, str]]) -> list[dict]:
+    """VL-JEPA minus the VLM (or the first model minus the second, by name) at the sweep's last sample count,
+    paired by seed; the paper's difference at its largest budget (results/reference/controlled_comparison.csv)."""
+    f = frame[frame["sweep"] == sweep].dropna(subset=["task"])
+    models = sorted(f["model"].dropna().unique(), key=lambda m: (m != "vljepa", m))
+    if len(models) != 2 or f.empty:
+        return []
+    last = f[f["samples_seen"] == f["samples_seen"].max()]
+    ref = reference("controlled_comparison")
+    ref = ref[ref["samples_seen"] == ref["samples_seen"].max()].set_index("model")
+    rows = []
+    for task, metric in metrics:
+        g = last[(last["task"] == task) & (last["metric"] == metric)]
+        a, b = (g[g["model"] == m].groupby("seed")["value"].mean() for m in models)
+        col = COMPARISON_REFERENCE.get((task, metric))
+        paper = None
+        if col and set(models) <= set(ref.index):
+            paper = float(ref.loc[models[0], col] - ref.loc[models[1], col])
+        rows.append({"comparison": f"{models[0]} - {models[1]} at {int(last['samples_seen'].max()):,}",
+                     "metric": f"{task}/{metric}", **paired(a - b, paper)})
+    return rows
