@@ -119,7 +119,6 @@ class EvalConfig:
                                       metadata={"help": "decodes per second swept by selective decoding"})
 
     def check(self) -> None:
-
         for task, names in self.sets.items():
             if task not in TASK_SETS:
                 raise ValueError(f"sets has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
@@ -317,6 +316,8 @@ def config_from_argv(argv: list[str] | None, doc: str) -> RunConfig | int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(doc.strip())
+        if not argv:
+            print("error: name a config file, e.g. experiments/base/tiny.yaml", file=sys.stderr)
         return 0 if argv else 2
     try:
         return load_run_config(argv[0], argv[1:])

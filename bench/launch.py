@@ -122,7 +122,7 @@ class LocalQueue:
         while pending or running:
             while pending and len(running) < self.max_parallel:
                 cfg = pending.pop(0)
-                ex = submitit.LocalExecutor(folder=self.folder / "%j")
+                ex = submitit.LocalExecutor(folder=self.folder / cfg.run_id)  # (it would keep "%j" literally)
                 ex.update_parameters(timeout_min=cfg.launch.time_min, tasks_per_node=cfg.launch.processes)
                 job = ex.submit(TrainJob(to_dict(cfg)))
                 self.log(f"local job {job.job_id}: {cfg.name} ({cfg.run_id})")

@@ -107,9 +107,8 @@ def _grouped(problems: dict[str, list[str]], runs: list[SweepRun]) -> list[str]:
 
 
 def check_training_data(runs: list[SweepRun]) -> list[str]:
-    """Problems with the runs' training data: every dataset must resolve and parse, and its first sample
-    decode; each problem once, with the runs it concerns."""
-
+    """Problems with the runs' training data (bench.data.sources.training_data_problems), each once, with the
+    runs it concerns."""
     problems: dict[str, list[str]] = {}
     checked: dict[str, str | None] = {}  # each dataset checked once for the whole sweep
     for r in runs:
@@ -290,10 +289,9 @@ def sweep_states(sweep: SweepConfig, runs: list[SweepRun], detail: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
-
     p = argparse.ArgumentParser(description="Launch a sweep of matched runs.")
-    p.add_argument("file")
-    p.add_argument("overrides", nargs="*", help="section.key=value for every run")
+    p.add_argument("file", nargs="?", help="a sweep file: a path, or one under experiments/ (ablations/loss.yaml)")
+    p.add_argument("overrides", nargs="*", help="optional section.key=value for every run")
     p.add_argument("--executor", choices=EXECUTORS)
     p.add_argument("--dry-run", action="store_true", help="validate and print the table; submit nothing")
     p.add_argument("--status", action="store_true", help="each run's state; submit nothing")
@@ -302,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", help="the results store (runs/ and sweeps/ inside); default: the sweep file's "
                                      "'results', else results/")
     args = p.parse_intermixed_args(argv)  # overrides may come before or after the options
+    if not args.file:
+        p.error("name a sweep file, e.g. python -m bench.sweep ablations/loss.yaml (overrides are optional)")
     try:
         sweep, sweep_file = load_sweep_config(args.file)
         if args.results:

@@ -372,3 +372,12 @@ def test_a_run_that_stops_moving_says_so_in_its_log_and_heartbeat(tmp_path):
         time.sleep(1.0)  # nothing moves
     assert len(said) == 1 and said[0].startswith("no progress for") and "since: starting" in said[0]
     assert json.loads((tmp_path / "heartbeat.json").read_text())["stalled"] is True
+
+
+def test_commands_without_arguments_say_what_they_need(capsys):
+    from bench.train import main as train_main
+
+    with pytest.raises(SystemExit) as e:
+        main([])
+    assert e.value.code == 2 and "name a sweep file" in capsys.readouterr().err
+    assert train_main([]) == 2 and "error: name a config file" in capsys.readouterr().err

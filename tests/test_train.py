@@ -324,3 +324,39 @@ def test_resume_passes_over_a_damaged_checkpoint_exactly(tmp_path):
 
     assert records(tmp_path / "damaged", EVALS) == records(tmp_path / "whole", EVALS)
     assert records(tmp_path / "damaged", METRICS) == records(tmp_path / "whole", METRICS)
+
+
+@pytest.mark.slow
+def test_killed_in_every_phase_the_run_still_ends_as_an_uninterrupted_one(tmp_path):
+    """Fault injection: kill -9 the run while it starts (building its caches, from an empty cache folder),
+    trains, writes a checkpoint and evaluates (the phase read from its heartbeat, at a random instant
+    inside it), resuming each time; the final records equal an uninterrupted run's."""
+    common = ["train.budget.samples=640", "train.checkpoint_every=64", "eval.grid=[0, 320, 640]"]
+    ref = cli(tmp_path / "ref", *common)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    rng = random.Random(os.getpid())
+    cache = {"VLJEPA_CACHE": str(tmp_path / "fresh_cache")}  # so start-up builds the caches, and is killed there
+    killed = []
+    for phase in ("starting", "training", "checkpointing", "evaluating"):
+        proc = cli(tmp_path / "killed", *common, env=cache, wait=False)
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            beats = list((tmp_path / "killed").glob("*/heartbeat.json"))
+            try:
+                now = json.loads(beats[0].read_text())["phase"] if beats else None
+            except (OSError, ValueError):
+                now = None  # replaced while read
+            if now and now.startswith(phase):
+                time.sleep(rng.uniform(0.0, 0.05 if phase == "checkpointing" else 0.5))
+                proc.send_signal(signal.SIGKILL)
+                killed.append(phase)
+                break
+            time.sleep(0.005)
+        proc.wait()
+    assert len(killed) >= 3, f"killed only in {killed}"  # a phase can be missed if the run is past it
+    finished = cli(tmp_path / "killed", *common, env=cache)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    e_ref, l_ref, _ = _final(tmp_path / "ref", common)
+    e_res, l_res, d = _final(tmp_path / "killed", common)
+    assert e_ref == e_res and l_ref == l_res
+    assert read_json(d / RUN_RECORD)["status"] == "done"

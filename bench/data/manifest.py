@@ -115,7 +115,6 @@ def locate_dataset(name: str) -> tuple[str, Path | str]:
     """A training dataset's name -> ("manifest", file) or ("shards", folder or glob)."""
     import yaml
 
-
     registry = load_registry()
     target: Path | str = registry.get(name, name)
     p = Path(target)

@@ -277,7 +277,6 @@ def _hardneg(r: _Reader, name: str) -> HardNegativeSet:
 
 
 def _streaming(r: _Reader, name: str) -> StreamSet:
-
     sample_fps = r.section.get("sample_fps")
     streams = []
     for n, obj in _lines(r.annotations):
