@@ -24,19 +24,19 @@ class Heartbeat:
         self.path, self.enabled = path, enabled
         self.state: dict[str, Any] = {"phase": "starting", "samples_seen": 0}
         self.moved = time.time()  # when the run last made progress
-        self._written = 0.0
+        self._written, self._written_phase = 0.0, None
         self._lock = threading.Lock()
 
     def beat(self, phase: str, samples_seen: int | None = None, force: bool = True) -> None:
-        """The run moved: record what it is doing now (written at once, or at most every BEAT_EVERY_S
-        seconds when force is false)."""
+        """The run moved: record what it is doing now (written at once when the phase changes or force is
+        true, else at most every BEAT_EVERY_S seconds)."""
         now = time.time()
         with self._lock:
             self.moved = now
             self.state.update(phase=phase, stalled=False)
             if samples_seen is not None:
                 self.state["samples_seen"] = samples_seen
-            if force or now - self._written >= BEAT_EVERY_S:
+            if force or phase != self._written_phase or now - self._written >= BEAT_EVERY_S:
                 self._write(now)
 
     def mark_stalled(self, idle_s: float) -> None:
@@ -47,7 +47,7 @@ class Heartbeat:
     def _write(self, now: float) -> None:
         if self.enabled:
             write_json(self.path, {**self.state, "time": now, "moved": self.moved})
-            self._written = now
+            self._written, self._written_phase = now, self.state["phase"]
 
 
 def read_heartbeat(path: Path) -> dict[str, Any] | None:

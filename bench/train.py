@@ -170,11 +170,13 @@ class Run:
         self.evaluated = set(meta.get("evaluated", []))
         self.flops_per_sample = {int(k): v for k, v in meta.get("flops_per_sample", {}).items()}  # per stage
         self.train_s = meta.get("train_s", 0.0)  # seconds spent in optimizer steps, across resumes
+        # lines written after the checkpoint resumed from are written again; with none (a run killed before
+        # its first checkpoint, possibly after evaluating at 0 samples) the run starts over: all of them
+        seen = latest["meta"]["samples_seen"] if latest else -1
+        if self.env.is_main:
+            truncate_jsonl(self.dir.metrics, lambda r: r["samples_seen"] <= seen)
+            truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
         if latest:
-            seen = latest["meta"]["samples_seen"]
-            if self.env.is_main:  # lines written after that checkpoint are written again
-                truncate_jsonl(self.dir.metrics, lambda r: r["samples_seen"] <= seen)
-                truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
             self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
         try:
             self._count_flops(model)

@@ -6,6 +6,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -331,13 +332,13 @@ def test_killed_in_every_phase_the_run_still_ends_as_an_uninterrupted_one(tmp_pa
     """Fault injection: kill -9 the run while it starts (building its caches, from an empty cache folder),
     trains, writes a checkpoint and evaluates (the phase read from its heartbeat, at a random instant
     inside it), resuming each time; the final records equal an uninterrupted run's."""
-    common = ["train.budget.samples=640", "train.checkpoint_every=64", "eval.grid=[0, 320, 640]"]
+    common = ["train.budget.samples=1280", "train.checkpoint_every=64", "eval.grid=[0, 320, 640, 1280]"]
     ref = cli(tmp_path / "ref", *common)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     rng = random.Random(os.getpid())
     cache = {"VLJEPA_CACHE": str(tmp_path / "fresh_cache")}  # so start-up builds the caches, and is killed there
     killed = []
-    for phase in ("starting", "training", "checkpointing", "evaluating"):
+    for phase in ("starting", "evaluating", "training", "checkpointing"):
         proc = cli(tmp_path / "killed", *common, env=cache, wait=False)
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:
@@ -353,10 +354,27 @@ def test_killed_in_every_phase_the_run_still_ends_as_an_uninterrupted_one(tmp_pa
                 break
             time.sleep(0.005)
         proc.wait()
-    assert len(killed) >= 3, f"killed only in {killed}"  # a phase can be missed if the run is past it
+    assert len(killed) >= 3, f"killed only in {killed}"  # a short phase can be missed between two polls
     finished = cli(tmp_path / "killed", *common, env=cache)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     e_ref, l_ref, _ = _final(tmp_path / "ref", common)
     e_res, l_res, d = _final(tmp_path / "killed", common)
     assert e_ref == e_res and l_ref == l_res
     assert read_json(d / RUN_RECORD)["status"] == "done"
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_records(tmp_path):
+    """Found by the fault-injection test: evaluated at 0 samples, then killed before any checkpoint, a run
+    kept its old records and wrote them again on restart."""
+    cfg = cfg_for(tmp_path, "train.budget.samples=64", "eval.grid=[0, 64]")
+    run_in_process(cfg)
+    d = tmp_path / run_id(cfg)
+    whole = read_jsonl(d / EVALS)
+    shutil.rmtree(d / "checkpoints")  # as if killed after evaluating at 0, before the first checkpoint
+    record = read_json(d / RUN_RECORD)
+    record["status"] = "running"
+    (d / RUN_RECORD).write_text(json.dumps(record))
+    run_in_process(cfg)
+    again = read_jsonl(d / EVALS)
+    key = [(r["samples_seen"], r["task"], r["metric"]) for r in again]
+    assert len(key) == len(set(key)) == len(whole)
