@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,10 +54,15 @@ def _barrier() -> None:
         dist.barrier()
 
 
-def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log) -> np.ndarray:
-    """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait."""
+def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log,
+           what: str) -> np.ndarray:
+    """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait. Progress
+    is logged as it goes: what is built, rows done, rate and time left."""
     if not path.is_file() and rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if log:
+            log(f"building the cache of {what}: {rows:,} rows -> {path}")
+        t0 = time.perf_counter()
         first = compute(0, min(BATCH, rows))
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, *first.shape[1:]))
@@ -64,7 +70,8 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
         for start in range(BATCH, rows, BATCH):
             out[start:start + BATCH] = compute(start, min(start + BATCH, rows))
             if log and start // BATCH % 50 == 0:
-                log(f"cache {path.name}: {start:,}/{rows:,}")
+                rate = start / (time.perf_counter() - t0)
+                log(f"cache of {what}: {start:,}/{rows:,} ({rate:,.0f} rows/s, {(rows - start) / rate / 60:.1f} min left)")
         out.flush()
         del out
         os.replace(tmp, path)
@@ -84,7 +91,7 @@ def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log
         with torch.no_grad():
             return x_encoder(video).float().cpu().numpy()
 
-    return _build(path, len(visuals), compute, rank, log)
+    return _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features")
 
 
 def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Callable[[Visuals], np.ndarray]:
@@ -112,7 +119,7 @@ def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, l
         with torch.no_grad():
             return text_encoder.encode(texts[a:b]).float().cpu().numpy()
 
-    return _build(path, len(texts), compute, rank, log)
+    return _build(path, len(texts), compute, rank, log, "the frozen Y-encoder's targets")
 
 
 def attach_target_cache(model, samples: TrainSamples, rank: int = 0, log=None) -> None:

@@ -244,7 +244,11 @@ class Run:
         samples = self._samples(stage)
         if not (self.cfg.data.cache and self.cfg.data.source == "shapes"):
             return samples
-        return training_samples(model, samples, self.world, self.env.rank, self.log)
+        def log(message: str) -> None:  # a cache build is progress: the heartbeat moves with it
+            self.heartbeat.beat("building caches")
+            self.log(message)
+
+        return training_samples(model, samples, self.world, self.env.rank, log)
 
     def _samples(self, stage: StagePlan):
         """The stage's training samples, built once (a manifest is parsed once, not at every evaluation)."""
