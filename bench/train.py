@@ -35,9 +35,10 @@ from bench.engine import StagePlan, make_engine, plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.flops import flops_per_sample
 from bench.liveness import Heartbeat, Watchdog
+from bench.progress import StepLog
 from bench.provenance import git_commit, versions
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl, prediction_writer, truncate_jsonl, write_json
-from bench.step import NonFiniteLoss, StepResult, optimizer_step, seed_process, to_device
+from bench.step import NonFiniteLoss, optimizer_step, seed_process, to_device
 from bench.tasks import evaluate
 from bench.tasks.common import EvalContext
 
@@ -88,6 +89,7 @@ class Run:
         self.grid = cfg.eval_grid()
         self.eval_sets = None
         self._sources: dict[int, Any] = {}  # stage index -> its training samples
+        self._loader_sources: dict[int, Any] = {}  # stage index -> what its loader reads (cached or not)
 
     def log(self, msg: str) -> None:
         if self.env.is_main:
@@ -238,17 +240,20 @@ class Run:
         self.record["data_errors"] = {"replaced_samples": total, "examples": self.replaced_examples[:20]}
 
     def _training_source(self, model, stage: StagePlan):
-        """What the stage's loader reads: with data.cache on the shapes world, the frozen X-encoder's cached
-        features and the frozen Y-encoder's cached targets (bench/cache.py: built once per machine, shared
-        by every run); otherwise the samples themselves."""
-        samples = self._samples(stage)
-        if not (self.cfg.data.cache and self.cfg.data.source == "shapes"):
-            return samples
-        def log(message: str) -> None:  # a cache build is progress: the heartbeat moves with it
-            self.heartbeat.beat("building caches")
-            self.log(message)
+        """What the stage's loader reads, built once per stage (the FLOP count and the loop share it): with
+        data.cache on the shapes world, the frozen X-encoder's cached features and the frozen Y-encoder's
+        cached targets (bench/cache.py: built once per machine, shared by every run); otherwise the samples."""
+        if stage.index not in self._loader_sources:
+            samples = self._samples(stage)
+            if self.cfg.data.cache and self.cfg.data.source == "shapes":
 
-        return training_samples(model, samples, self.world, self.env.rank, log)
+                def log(message: str) -> None:  # a cache build is progress: the heartbeat moves with it
+                    self.heartbeat.beat("building caches")
+                    self.log(message)
+
+                samples = training_samples(model, samples, self.world, self.env.rank, log)
+            self._loader_sources[stage.index] = samples
+        return self._loader_sources[stage.index]
 
     def _samples(self, stage: StagePlan):
         """The stage's training samples, built once (a manifest is parsed once, not at every evaluation)."""
@@ -275,7 +280,7 @@ class Run:
                  f"{self.env.world_size} process(es), accumulation {loader.accumulation}")
         self._maybe_evaluate(engine, stage, stage.start + loader.position)
         engine.train()
-        progress = _Progress(self, stage, loader.position)
+        progress = StepLog(self, stage, loader.position)
         batches = self._micro_batches(loader, stage)
         next_ckpt = (loader.position // t.checkpoint_every + 1) * t.checkpoint_every if t.checkpoint_every else None
         while loader.position < stage.samples:
@@ -337,48 +342,6 @@ class Run:
         ckpts.save(engine, f"s{stage.index}_{position:012d}", meta)
         self._record_data_errors()
         self._record(self.record["status"])  # data_errors as of this checkpoint
-
-
-class _Progress:
-    """The log of a stage's steps: a metrics.jsonl row and a log line every train.log_every steps (averages
-    over the window), a progress bar on a terminal."""
-
-    def __init__(self, run: Run, stage: StagePlan, position: int):
-        self.run, self.stage = run, stage
-        self.window: dict[str, list[float]] = {}
-        self.t0, self.samples = time.perf_counter(), 0
-        self.bar = None
-        if run.env.is_main and sys.stderr.isatty():  # a progress bar when interactive, log lines otherwise
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=stage.samples, initial=position, unit="sample", desc=stage.name, leave=False)
-            run.log_fn = tqdm.write
-
-    def step(self, step: int, seen: int, result: StepResult, lr: float, last: bool) -> None:
-        t = self.run.cfg.train
-        self.run.heartbeat.beat("training", seen, force=False)
-        for k, v in result.losses.items():
-            self.window.setdefault(k, []).append(v)
-        self.window.setdefault("grad_norm", []).append(result.grad_norm if result.grad_norm is not None else float("nan"))
-        self.samples += t.global_batch
-        if self.bar is not None:
-            self.bar.update(t.global_batch)
-            self.bar.set_postfix(loss=f"{result.losses.get('loss', float('nan')):.4f}")
-        if step % t.log_every and not last:
-            return
-        dt = time.perf_counter() - self.t0
-        row = {k: sum(v) / len(v) for k, v in self.window.items()}
-        row.update(step=step, samples_seen=seen, stage=self.stage.name, lr=lr,
-                   samples_per_s=self.samples / dt if dt > 0 else None)
-        if self.run.env.is_main:
-            append_jsonl(self.run.dir.metrics, [row])
-        self.run.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row.get('loss', float('nan')):.4f} | "
-                     f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
-        self.window, self.t0, self.samples = {}, time.perf_counter(), 0
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def run(cfg: RunConfig, log=print) -> dict[str, Any]:
