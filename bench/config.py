@@ -21,6 +21,7 @@ import yaml
 from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
 from bench.data.config import DataConfig, MixtureEntry
 from bench.evalsets.sets import TASK_SETS
+from bench.trackers import missing_packages
 from models.config import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,6 +152,24 @@ class LaunchConfig:
 
 
 @dataclass
+class TrackingConfig:
+    """Where a run's scalars go besides metrics.jsonl and evals.jsonl (bench/trackers.py); none of it
+    changes what is computed."""
+
+    trackers: list[Literal["tensorboard", "csv", "wandb"]] = field(default_factory=lambda: ["tensorboard"], metadata={
+        "help": "tensorboard: <results>/tensorboard/<name>/<run_id>; csv: scalars.csv in the run folder; "
+                "wandb: a W&B run grouped by sweep (pip install .[wandb])"})
+    wandb_project: str = "vljepa-bench"
+    wandb_mode: Literal["offline", "online"] = field(default="offline", metadata={
+        "help": "offline: files under the run folder, `wandb sync` them later"})
+
+    def check(self) -> None:
+        missing = missing_packages(self.trackers)
+        if missing:
+            raise ValueError("; ".join(missing))
+
+
+@dataclass
 class RunConfig:
     name: str = field(default="run", metadata={"identity": False})
     seed: int = 0
@@ -159,6 +178,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     launch: LaunchConfig = field(default_factory=LaunchConfig, metadata={"identity": False})
+    tracking: TrackingConfig = field(default_factory=TrackingConfig, metadata={"identity": False})
     output_dir: str = field(default="results/runs", metadata={"identity": False})
 
     def check(self) -> None:

@@ -79,16 +79,20 @@ def without_dist_env():
 
 
 def submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: int | None,
-           log: Callable[[str], None] = print) -> list[Any]:
-    """Submit every run; returns submitit jobs (for inline: the statuses, runs done in order)."""
+           log: Callable[[str], None] = print, progress: Callable[[], None] | None = None) -> list[Any]:
+    """Submit every run; returns submitit jobs (for inline: the statuses, runs done in order). Local jobs are
+    waited for, with progress() called every PROGRESS_EVERY_S seconds and when a job ends."""
     if executor != "inline":
         with without_dist_env():
-            return _submit(runs, executor, folder, max_parallel, log)
-    return _submit(runs, executor, folder, max_parallel, log)
+            return _submit(runs, executor, folder, max_parallel, log, progress)
+    return _submit(runs, executor, folder, max_parallel, log, progress)
+
+
+PROGRESS_EVERY_S = 60.0
 
 
 def _submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: int | None,
-            log: Callable[[str], None]) -> list[Any]:
+            log: Callable[[str], None], progress: Callable[[], None] | None) -> list[Any]:
     if executor == "inline":
         statuses = []
         for cfg in runs:
@@ -105,20 +109,23 @@ def _submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: in
             jobs = [ex.submit(TrainJob(to_dict(cfg))) for cfg in runs]
         return jobs
     if executor == "local":
-        return LocalQueue(folder, max_parallel or 1, log).run(runs)
+        return LocalQueue(folder, max_parallel or 1, log, progress).run(runs)
     raise ValueError(f"unknown executor {executor!r}; expected one of {EXECUTORS}")
 
 
 class LocalQueue:
     """submitit's LocalExecutor, at most max_parallel jobs at a time (it has no array throttle)."""
 
-    def __init__(self, folder: Path, max_parallel: int, log: Callable[[str], None]):
+    def __init__(self, folder: Path, max_parallel: int, log: Callable[[str], None],
+                 progress: Callable[[], None] | None = None):
         self.folder, self.max_parallel, self.log = folder, max_parallel, log
+        self.progress = progress or (lambda: None)
 
     def run(self, runs: list[RunConfig]) -> list[Any]:
         import submitit
 
         pending, running, jobs = list(runs), [], []
+        said = time.time()
         while pending or running:
             while pending and len(running) < self.max_parallel:
                 cfg = pending.pop(0)
@@ -129,9 +136,13 @@ class LocalQueue:
                 running.append((job, cfg))
                 jobs.append(job)
             time.sleep(1.0)
-            for job, cfg in [jc for jc in running if jc[0].done()]:
+            ended = [jc for jc in running if jc[0].done()]
+            for job, cfg in ended:
                 running.remove((job, cfg))
                 self.log(f"{cfg.name} ({cfg.run_id}): {describe_outcome(job)}")
+            if ended or time.time() - said >= PROGRESS_EVERY_S:
+                self.progress()
+                said = time.time()
         return jobs
 
 

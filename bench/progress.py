@@ -42,9 +42,10 @@ class StepLog:
         dt = time.perf_counter() - self.t0
         row = {k: sum(v) / len(v) for k, v in self.window.items()}
         row.update(step=step, samples_seen=seen, stage=self.stage.name, lr=lr,
-                   samples_per_s=self.samples / dt if dt > 0 else None)
+                   samples_per_s=self.samples / dt if dt > 0 else None, time=round(time.time(), 3))
         if self.run.env.is_main:
             append_jsonl(self.run.dir.metrics, [row])
+            self.run.trackers.log_train(row)
         self.run.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row.get('loss', float('nan')):.4f} | "
                      f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
         self.window, self.t0, self.samples = {}, time.perf_counter(), 0

@@ -6,10 +6,14 @@
         evals.jsonl     one line per (samples_seen, task, metric): value and chance level
         log.txt         the run's log lines, with wall-clock times
         heartbeat.json  what a running run is doing, rewritten as it moves (bench/liveness.py)
+        scalars.csv     tracking.trackers csv: samples_seen, tag, value, wall_time (bench/trackers.py)
+        wandb/          tracking.trackers wandb: the W&B run's files (offline: `wandb sync` them)
         predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices)
         checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/checkpoint.py owns the inside)
         ondemand/       bench.eval's records (<tag>.jsonl) and per-item outputs (<tag>.predictions/)
     results/sweeps/<name>.json      a sweep's runs, conditions and job ids (bench/sweep.py)
+    results/tensorboard/<name>/<run_id>/   TensorBoard event files, one folder per run named by its sweep,
+                    condition and seed, so `tensorboard --logdir results/tensorboard` compares a sweep's runs
 
 analysis/ reads these files (through RunDir and read_jsonl below, standard library only) and nothing
 else of the suite.
@@ -17,6 +21,7 @@ else of the suite.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import tempfile
@@ -86,6 +91,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def read_csv_rows(path: Path) -> list[dict[str, str]]:
+    """Every complete row of a CSV file with a header (a torn last line is ignored), as strings."""
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    if not lines:
+        return []
+    header = lines[0].split(",")
+    return [dict(zip(header, cells)) for cells in csv.reader(lines[1:]) if len(cells) == len(header)]
+
+
 def truncate_jsonl(path: Path, keep) -> None:
     """Rewrite a JSONL file atomically with only the rows for which keep(row) is true (used on resume:
     lines logged after the checkpoint being resumed from are dropped, then logged again)."""
@@ -122,6 +138,20 @@ class RunDir:
     @property
     def heartbeat(self) -> Path:
         return self.path / "heartbeat.json"
+
+    @property
+    def scalars(self) -> Path:
+        return self.path / "scalars.csv"
+
+    @property
+    def wandb(self) -> Path:
+        return self.path / "wandb"
+
+    def tensorboard(self, name: str) -> Path:
+        """The run's TensorBoard folder, beside the store's runs/: tensorboard/<name>/<run_id>, where name is
+        the run's name (a sweep's: sweep/condition/seedN), so a sweep's runs group under its name."""
+        parts = [p for p in name.split("/") if p not in ("", ".", "..")] or ["run"]
+        return self.path.parent.parent / "tensorboard" / Path(*parts) / self.path.name
 
     @property
     def checkpoints(self) -> Path:

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.checkpoint import read_latest
 from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config, parse_override
 from bench.configlib import to_dict
 from bench.data.loader import fingerprint
@@ -27,8 +25,8 @@ from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, validate
 from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
-from bench.liveness import liveness
-from bench.results import DONE, FAILED, RUNNING, RUNS, SWEEPS, RunDir, read_json, write_json
+from bench.results import RUNS, SWEEPS, read_json, write_json
+from bench.sweepstatus import RunStatus, clock, statuses, summary, table
 from models import registry
 
 # what the runs of one comparison group (one seed) must share unless the sweep varies it
@@ -194,40 +192,6 @@ def parity_summary(runs: list[SweepRun], swept: list[str]) -> str:
             f"{', '.join(held_keys(swept))}{prints}; varied: {', '.join(swept) or 'nothing'}")
 
 
-LIVE_SLURM = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
-
-
-def run_state(r: SweepRun) -> str:
-    """new / done / running (its live position) / stalled / <status>, resumes at N, from the results store."""
-    d = RunDir.of(r.cfg.output_dir, r.run_id)
-    status = d.status()
-    if status is None and not d.heartbeat.is_file():
-        return "new"
-    if status == DONE:
-        return "done"
-    latest = read_latest(d.checkpoints, verify=False)
-    resumes = f"resumes at {latest['meta']['samples_seen'] if latest else 0:,}"
-    live = liveness(d.heartbeat, r.cfg.train.stall_after_s)
-    if status in (RUNNING, None) and live:
-        kind, beat = live
-        where = f"{beat.get('phase', '?')}, at {beat.get('samples_seen', 0):,} samples"
-        if kind == "alive":
-            return f"running: {where}; {resumes}"
-        return f"stalled: no progress for {beat['age_s'] / 60:.0f} min ({where}); {resumes}"
-    return f"{status or 'new'}, {resumes}"
-
-
-def is_live(state: str, slurm_state: str | None) -> bool:
-    """A run not to submit again: moving in some process, or waiting or running in the scheduler."""
-    return state.startswith("running:") or (slurm_state or "").split(" ")[0] in LIVE_SLURM
-
-
-def table(runs: list[SweepRun], states: list[str]) -> str:
-    rows = ["| run_id | seed | condition | state |", "|---|---:|---|---|"]
-    rows += [f"| {r.run_id} | {r.seed} | {r.condition} | {s} |" for r, s in zip(runs, states)]
-    return "\n".join(rows)
-
-
 def sweep_record_path(sweep: SweepConfig) -> Path:
     return Path(sweep.results).resolve() / SWEEPS / f"{sweep.name}.json"
 
@@ -248,44 +212,27 @@ def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun
     })
 
 
-def slurm_states(job_ids: list[str]) -> dict[str, str]:
-    """job id -> Slurm state (PENDING, RUNNING, ...) for jobs Slurm still knows; empty without Slurm."""
-    if not job_ids:
-        return {}
-    try:
-        # --array: one line per array element, so pending elements show as 71_3, not 71_[1-17%16]
-        out = subprocess.run(["squeue", "-h", "--array", "-j", ",".join(sorted({j.split("_")[0] for j in job_ids})),
-                              "-o", "%i %T %r"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    states = {}
-    for line in out.splitlines():
-        job, state, *reason = line.split()
-        reason = " ".join(reason)
-        states[job] = state if reason in ("", "None") else f"{state} ({reason})"
-    return states
-
-
-def sweep_states(sweep: SweepConfig, runs: list[SweepRun], detail: bool = False) -> tuple[list[str], list[bool]]:
-    """Each run's state (with its Slurm job's, where the sweep record has one; detail: a failed run's
-    error and last log lines) and whether it is live: queued or running, so not to be submitted again."""
+def sweep_statuses(sweep: SweepConfig, runs: list[SweepRun], detail: bool = False) -> list[RunStatus]:
+    """Each run's status, with its Slurm job's where the sweep record has one (detail: a failed run's error
+    and last log lines)."""
     record = read_json(sweep_record_path(sweep)) if sweep_record_path(sweep).is_file() else {}
-    jobs = record.get("jobs", {})
-    queue = slurm_states(list(set(jobs.values())))
-    states, live = [], []
-    for r in runs:
-        state = run_state(r)
-        job = jobs.get(r.run_id)
-        live.append(state != "done" and is_live(state, queue.get(job)))
-        if job in queue and state != "done":
-            state = f"slurm {queue[job]} (job {job}); {state}"
-        d = RunDir.of(r.cfg.output_dir, r.run_id)
-        if detail and d.status() == FAILED:
-            err = d.read_record().get("error", "")
-            tail = " | ".join(d.log.read_text().splitlines()[-3:]) if d.log.is_file() else ""
-            state = f"failed: {err} [{tail}]"
-        states.append(state)
-    return states, live
+    return statuses(runs, record.get("jobs", {}), detail)
+
+
+def show_status(sweep: SweepConfig, runs: list[SweepRun], watch: float | None) -> int:
+    """--status: the counts and the table, once; --watch S: again every S seconds (the screen cleared on a
+    terminal) until no run is queued or moving. Returns 0 when every run is done, else 1 under --watch."""
+    while True:
+        states = sweep_statuses(sweep, runs, detail=True)
+        text = f"sweep {sweep.name} at {clock()}: {summary(states)}\n{table(runs, states)}"
+        if watch and sys.stdout.isatty():
+            print("\033[2J\033[H", end="")
+        print(text, flush=True)
+        if not watch:
+            return 0
+        if not any(s.live for s in states):
+            return 0 if all(s.kind == "done" for s in states) else 1
+        time.sleep(watch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="optional section.key=value for every run")
     p.add_argument("--executor", choices=EXECUTORS)
     p.add_argument("--dry-run", action="store_true", help="validate and print the table; submit nothing")
-    p.add_argument("--status", action="store_true", help="each run's state; submit nothing")
+    p.add_argument("--status", action="store_true", help="the counts, each run's samples, time left and state; "
+                                                         "submit nothing")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="--status again every SECONDS until no run is "
+                                                                 "queued or moving")
     p.add_argument("--max-parallel", type=int, help="runs at once (local: default 1; slurm: the array throttle)")
     p.add_argument("--wait", action="store_true", help="slurm: wait until every job ends")
     p.add_argument("--results", help="the results store (runs/ and sweeps/ inside); default: the sweep file's "
@@ -315,15 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
-    if args.status:
-        print(f"sweep {sweep.name}: {len(runs)} runs\n" + table(runs, sweep_states(sweep, runs, detail=True)[0]))
-        return 0
+    if args.status or args.watch:
+        return show_status(sweep, runs, args.watch)
     print(parity_summary(runs, swept))
-    states, live = sweep_states(sweep, runs)
-    todo = [r for r, s, alive in zip(runs, states, live) if s != "done" and not alive]
-    new = sum(s == "new" for s in states)
-    print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {sum(s == 'done' for s in states)} done, "
-          f"{sum(live)} queued or running (not submitted again), {new} new, {len(todo) - new} to resume")
+    states = sweep_statuses(sweep, runs)
+    todo = [r for r, s in zip(runs, states) if s.kind != "done" and not s.live]
+    new = sum(s.state == "new" for s in states)
+    print(f"sweep {sweep.name} ({sweep_file}): {len(runs)} runs, {sum(s.kind == 'done' for s in states)} done, "
+          f"{sum(s.live for s in states)} queued or running (not submitted again), {new} new, {len(todo) - new} to resume")
     print(table(runs, states))
     if args.dry_run:
         print("dry run: nothing submitted")
@@ -337,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"executor: {executor}{why}")
     folder = Path(sweep.results).resolve() / "submitit" / sweep.name
     write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
-    jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel)
+
+    def progress() -> None:  # while local jobs run: where the sweep is
+        print(f"sweep {sweep.name} at {clock()}: {summary(sweep_statuses(sweep, runs))}", flush=True)
+
+    jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel, progress=progress)
     if executor == "slurm":
         write_sweep_record(sweep, sweep_file, runs, {r.run_id: str(j.job_id) for r, j in zip(todo, jobs)},
                            args.overrides)
@@ -345,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.wait:
             for r, j in zip(todo, jobs):
                 print(f"{r.cfg.name} ({r.run_id}): {describe_outcome(j)}")
-    failed = [r for r in runs if run_state(r) != "done"]
+    failed = [r for r, s in zip(runs, sweep_statuses(sweep, runs)) if s.kind != "done"]
     if executor != "slurm" or args.wait:
         not_done = f"; not done: {', '.join(r.run_id for r in failed)}" if failed else ""
         print(f"{len(runs) - len(failed)}/{len(runs)} runs done{not_done}")

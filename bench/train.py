@@ -41,6 +41,7 @@ from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl
 from bench.step import NonFiniteLoss, optimizer_step, seed_process, to_device
 from bench.tasks import evaluate
 from bench.tasks.common import EvalContext
+from bench.trackers import Trackers
 
 STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
 
@@ -121,6 +122,7 @@ class Run:
             rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name,
                      "train_flops": self._train_flops(samples_seen), "train_s": round(self.train_s, 3)} for r in recs]
             append_jsonl(self.dir.evals, rows)
+            self.trackers.log_evals(recs, samples_seen)
             several = {t for t, sets in self.eval_sets.items() if len(sets) > 1}
             shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}"
                               + (f" [{r['dataset']}]" if r["task"] in several else "")
@@ -180,6 +182,7 @@ class Run:
             truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
         if latest:
             self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
+        self.trackers = Trackers(self.cfg, self.dir, seen, enabled=self.env.is_main)
         try:
             self._count_flops(model)
             with _StopFlag() as stop:
@@ -190,6 +193,8 @@ class Run:
         except BaseException as e:
             self._record(FAILED, error=f"{type(e).__name__}: {e}")
             raise
+        finally:
+            self.trackers.close()
         self.heartbeat.beat("done", self.cfg.train.budget.samples)
         self._record(DONE, finished=time.time(), samples_seen=self.cfg.train.budget.samples,
                      train_flops=self._train_flops(self.cfg.train.budget.samples), train_s=round(self.train_s, 3),

@@ -229,7 +229,7 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
 @pytest.mark.slurm
 def test_slurm_states_list_each_array_element(slurm, tmp_path):
     """Pending array elements are reported one by one (squeue alone prints them as one range, 12_[1-2])."""
-    from bench.sweep import slurm_states
+    from bench.sweepstatus import slurm_states
 
     out = subprocess.run(["sbatch", "--parsable", "--array=0-2%1", "--time=2", f"--output={tmp_path}/%A_%a.out",
                           "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout
@@ -381,3 +381,51 @@ def test_commands_without_arguments_say_what_they_need(capsys):
         main([])
     assert e.value.code == 2 and "name a sweep file" in capsys.readouterr().err
     assert train_main([]) == 2 and "error: name a config file" in capsys.readouterr().err
+
+
+def test_pace_and_time_left_from_logged_rows():
+    from bench.sweepstatus import RunStatus, pace, summary
+
+    rows = [{"samples_seen": 64 * i, "time": 1000.0 + 2 * i} for i in range(1, 6)]
+    assert pace(rows) == 32.0  # 64 samples every 2 s
+    restarted = rows + [{"samples_seen": 64 * i, "time": 9000.0 + i} for i in range(3, 7)]
+    assert pace(restarted) == 64.0  # measured after the restart's gap only
+    assert pace(rows[:1]) is None and pace([{"samples_seen": 64}]) is None
+    running = RunStatus("running: training", "running", True, 1000, 4200, 32.0)
+    assert running.eta_s == 100.0
+    line = summary([running, RunStatus("done", "done", False, 4200, 4200, None),
+                    RunStatus("new", "new", False, 0, 4200, None)])
+    # 7,400 samples left at 32 samples/s: 231 s
+    assert line == "3 runs: 1 done, 1 running, 1 new; 5,200/12,600 samples (41%); about 4 min left at the pace of the 1 running"
+
+
+@pytest.mark.slow
+def test_status_of_a_running_local_sweep_shows_counts_and_time_left(tmp_path, capsys):
+    f = tiny_sweep(tmp_path, budget=4800)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(f), "--executor", "local"], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    seen_running = None
+    deadline = time.time() + 600
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            assert main([str(f), "--status"]) == 0
+            out = capsys.readouterr().out
+            if "1 running" in out and "left at the pace of the 1 running" in out:
+                seen_running = out
+                break
+            time.sleep(1.0)
+        out_sweep, _ = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+    assert seen_running is not None, "never saw a running run with its pace"
+    row = next(line for line in seen_running.splitlines() if "running: training" in line)
+    cells = [c.strip() for c in row.split("|")]
+    seen, budget = (int(x.replace(",", "")) for x in cells[4].split("/"))
+    assert 0 < seen < budget == 4800 and cells[5].endswith(("s", "min"))  # samples so far, time left
+    assert "1 new" in seen_running  # the second run waits for the first (one at a time locally)
+    assert proc.returncode == 0, out_sweep
+    # the launching command said where the sweep was when each job ended
+    assert "sweep tinyloss at " in out_sweep and "2 runs: 2 done; 9,600/9,600 samples (100%); nothing left" in out_sweep
+    assert main([str(f), "--watch", "0.1"]) == 0  # nothing live: one look, then it returns
+    assert "2 runs: 2 done" in capsys.readouterr().out
