@@ -28,7 +28,7 @@ from bench.results import read_json, write_json
 LATEST = "LATEST.json"
 MANIFEST = "MANIFEST.json"  # written last into a checkpoint: its files, sizes and (small files) hashes
 HASH_BELOW = 64 << 20  # files smaller than this are hashed too (client files, small model states)
-MODEL_STATES = "mp_rank_00_model_states.pt"  # DeepSpeed's module weights (ZeRO 0-2; empty under ZeRO-3)
+MODEL_STATES = "mp_rank_00_model_states.pt"  # DeepSpeed's module weights (ZeRO 0-2; ZeRO-3 writes one per rank)
 
 
 def client_file(rank: int) -> str:
@@ -159,5 +159,20 @@ def checkpoint_meta(folder: Path) -> dict[str, Any]:
     return torch.load(folder / client_file(0), weights_only=True)["meta"]
 
 
+def model_state(folder: Path) -> dict[str, torch.Tensor]:
+    """The whole model's weights from a checkpoint folder, in fp32, whatever its ZeRO stage: the module
+    states DeepSpeed keeps whole (ZeRO 0), or the fp32 master weights merged from every rank's optimizer
+    partitions (ZeRO 1-3: DeepSpeed's zero_to_fp32), frozen parameters included."""
+    if not any(f.name.endswith("_optim_states.pt") and "zero" in f.name for f in folder.iterdir()):
+        state = torch.load(folder / MODEL_STATES, map_location="cpu", weights_only=True)["module"]
+        return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    # lazy: DeepSpeed takes seconds to import, and bench.sweep --status reads checkpoints through this module
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    merged = get_fp32_state_dict_from_zero_checkpoint(str(folder.parent), tag=folder.name)
+    return {k: v.float() if v.is_floating_point() else v for k, v in merged.items()}
+
+
 def is_checkpoint(folder: Path) -> bool:
-    return (folder / MODEL_STATES).is_file()
+    """A DeepSpeed checkpoint folder: ZeRO 0-2's model states, or ZeRO-3's per-rank ones."""
+    return (folder / MODEL_STATES).is_file() or any(folder.glob("zero_pp_rank_*_model_states.pt"))

@@ -3,10 +3,12 @@
     python -m bench.eval results/runs/<run_id> [--tasks captioning streaming] [--split test] [--size 200]
     python -m bench.eval results/runs/<run_id> --sets classification=kinetics400,ssv2 retrieval=msrvtt
     python -m bench.eval results/runs/<run_id>/checkpoints/<tag>
+    python -m bench.eval exported/<name>        # a folder python -m bench.export wrote
 
 --sets replaces the run's eval sets of a task (registry names or dataset folders, bench/evalsets). Writes
 the records to <run_dir>/ondemand/<tag>.jsonl, each task's as it finishes, the per-item outputs (captions,
-choices) to <run_dir>/ondemand/<tag>.predictions/, and prints a table.
+choices) to <run_dir>/ondemand/<tag>.predictions/ (an export's: under its folder), and prints a table.
+Checkpoints of every ZeRO stage load (bench.checkpoint.model_state merges ZeRO-3's partitions).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import torch
 
 from bench.build import build_model
 from bench.cache import attach_target_cache
-from bench.checkpoint import MODEL_STATES, checkpoint_meta, is_checkpoint, read_latest
+from bench.checkpoint import MODEL_STATES, checkpoint_meta, is_checkpoint, model_state, read_latest
 from bench.config import RunConfig
 from bench.configlib import from_dict
 from bench.data.sources import train_samples
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
+from bench.export import ExportError, is_export, load_export, read_export
 from bench.results import RUN_RECORD, RunDir, append_jsonl, prediction_writer
 from bench.tasks import TASKS, evaluate
 from bench.tasks.common import EvalContext
@@ -42,18 +45,15 @@ def locate(path: Path) -> tuple[RunDir, Path]:
     run = RunDir(path.parent.parent)
     if is_checkpoint(path) and run.exists():
         return run, path
-    raise FileNotFoundError(f"{path} is neither a run directory (with {RUN_RECORD}) nor a checkpoint (with {MODEL_STATES})")
+    raise FileNotFoundError(f"{path} is neither a run directory (with {RUN_RECORD}), a checkpoint (with "
+                            f"{MODEL_STATES}) nor an export (python -m bench.export)")
 
 
 def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.nn.Module]:
     record = run.read_record()
     cfg = from_dict(RunConfig, record["config"])
     model = build_model(cfg)
-    state = torch.load(ckpt / MODEL_STATES, map_location="cpu", weights_only=True)["module"]
-    if not state:
-        raise ValueError(f"{ckpt}: the model states are partitioned (ZeRO-3); consolidate them with DeepSpeed's "
-                         "zero_to_fp32.py first")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.load_state_dict(model_state(ckpt))
     expected = record.get("parity", {}).get("x_encoder_hash")
     if expected and model.parity()["x_encoder_hash"] != expected:
         raise ValueError(f"{run.path}: the X-encoder built from the config does not match the run's (hash "
@@ -80,8 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, help="items per task and set (0: all)")
     args = p.parse_args(argv)
 
-    run, ckpt = locate(args.path)
-    cfg, model = load_checkpointed_model(run, ckpt)
+    if is_export(args.path):  # an export folder: records under it, named by its checkpoint
+        try:
+            info = read_export(args.path)
+            cfg, model = load_export(args.path)
+        except ExportError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        run, tag, rid = RunDir(args.path), info["checkpoint"], info["run_id"]
+        meta = {"samples_seen": info["samples_seen"], "stage": info["stage"]}
+    else:
+        run, ckpt = locate(args.path)
+        cfg, model = load_checkpointed_model(run, ckpt)
+        tag, rid, meta = ckpt.name, run.read_record()["run_id"], checkpoint_meta(ckpt)
     e = cfg.eval
     asked = parse_sets(args.sets)
     sets = {**e.sets, **asked}
@@ -93,24 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     except EvalSetError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    meta = checkpoint_meta(ckpt)
     stage = plan_stages(cfg)[meta["stage"]]
     source = train_samples(replace(cfg.data, stage=stage.data_stage), cfg.seed)
     if cfg.data.cache and cfg.data.source == "shapes":  # the frozen Y-encoder's outputs, as training used them
         attach_target_cache(model, source)
-    out, kept = run.ondemand(ckpt.name)
+    out, kept = run.ondemand(tag)
     ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source,
                               predictions=prediction_writer(kept))
     if out.is_file():
         out.unlink()
-    rid = run.read_record()["run_id"]
 
     def write(task: str, recs: list[dict]) -> None:  # as each task finishes: a later failure loses nothing
         append_jsonl(out, [{**r, "run_id": rid, "samples_seen": meta["samples_seen"], "split": cfg.eval.split}
                            for r in recs])
 
     recs = evaluate(model, ctx, cfg.eval.tasks, on_task=write)
-    print(f"{run.path.name} at {meta['samples_seen']:,} samples")
+    print(f"{rid} at {meta['samples_seen']:,} samples")
     print("| task | set | metric | value | chance |\n|---|---|---|---:|---:|")
     for r in recs:
         chance = "" if r["chance"] is None else f"{r['chance']:.1f}"
