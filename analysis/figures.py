@@ -15,9 +15,10 @@ from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, reference  # noqa: E402
 from bench.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
 
+plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+
 MODEL_COLOURS = {"vljepa": "#1f5fa8", "vlm": "#c4432b"}
 OTHER_COLOURS = ["#2a9d5c", "#8a4fbf", "#d18f1d", "#5a5a5a", "#17a2b8", "#b5487d"]
-plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 
 
 def colour(name: str, i: int = 0) -> str:
@@ -79,9 +80,33 @@ def _curve(ax, g: pd.DataFrame, x: str, label: str) -> None:
     ax.legend(frameon=False, fontsize=8)
 
 
+# (task, metric) -> the column of results/reference/controlled_comparison.csv that has the paper's number
+PAPER_COMPARISON = {("captioning", "CIDEr"): "cider", ("classification", "top5"): "top5"}
+
+
+def _paper_points(ax, task: str, metric: str, models: list[str]) -> bool:
+    """The paper's numbers for this panel (section 4.4's sample counts, real data) as hollow markers in each
+    model's colour; returns whether there were any."""
+    column = PAPER_COMPARISON.get((task, metric))
+    if column is None or not (REFERENCE / "controlled_comparison.csv").is_file():
+        return False
+    ref = reference("controlled_comparison")
+    drawn = False
+    for i, model in enumerate(models):
+        rows = ref[(ref["model"] == model) & ref[column].notna()].sort_values("samples_seen")
+        if len(rows):
+            ax.plot(rows["samples_seen"], rows[column], ls="--", lw=0.8, marker="D", ms=4, mfc="none",
+                    color=colour(model, i), label=f"{model}, paper")
+            drawn = True
+    if drawn:
+        ax.legend(frameon=False, fontsize=7)
+    return drawn
+
+
 def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, str, str]], out: Path) -> list[Path]:
     """One panel per (task, metric, label): the metric against samples seen (log x), mean and 95% band
-    over seeds, one line per model. Where the records carry training FLOPs, a second row puts the same
+    over seeds, one line per model, and the paper's numbers for the same comparison where it has them
+    (hollow diamonds, dashed). Where the records carry training FLOPs, a second row puts the same
     curves against cumulative training FLOPs: the compute-matched view (the twins' FLOPs per sample differ)."""
     f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
     with_flops = "train_flops" in f and f["train_flops"].notna().any() and (f["train_flops"] > 0).any()
@@ -90,14 +115,16 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
     for j, (task, metric, label) in enumerate(panels):
         g = f[(f["task"] == task) & (f["metric"] == metric) & (f["samples_seen"] > 0)]
         _curve(axes[0][j], g, "samples_seen", label)
-        _ticks_at(axes[0][j], sorted(g["samples_seen"].unique()))
+        if not _paper_points(axes[0][j], task, metric, sorted(g["model"].dropna().unique())):
+            _ticks_at(axes[0][j], sorted(g["samples_seen"].unique()))
         axes[0][j].set_xlabel("samples seen")
         if with_flops:
             ax = axes[1][j]
             _curve(ax, g[g["train_flops"] > 0], "train_flops", label)
             ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _flops(v)))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("training FLOPs")
-    return save(fig, out, f"{sweep}_sample_efficiency")
+    return save(fig, out, figure_name(sweep, "sample_efficiency"))
 
 
 def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.", "Retr.", "VQA")) -> list[Path]:
@@ -113,10 +140,16 @@ def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.",
         chance = table[f"{lab} chance"].dropna()
         if len(chance):
             ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":")
+        paper = [(i, r[f"{lab} paper"]) for i, (_, r) in enumerate(table.iterrows())
+                 if f"{lab} paper" in table.columns and r[f"{lab} paper"] is not None and not pd.isna(r[f"{lab} paper"])]
+        if paper:
+            ax.plot([i for i, _ in paper], [v for _, v in paper], ls="none", marker="D", ms=5, mfc="white",
+                    mec="black", label="paper")
+            ax.legend(frameon=False, fontsize=7)
         ax.set_xticks(range(len(settings)), settings, rotation=35, ha="right", fontsize=8)
         ax.set_title(lab)
         ax.set_ylabel("% (dotted: chance)")
-    return save(fig, out, f"{sweep}_ablation")
+    return save(fig, out, figure_name(sweep, "ablation"))
 
 
 def reference_factor() -> str:
@@ -155,23 +188,74 @@ def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None =
             + f"; per run: {len(found)} of {len(runs)} reach it" + (f", mean {found.mean():.2f}x" if len(found) else ""))
 
 
+STRATEGY_NAMES = {"uniform_pooled": "uniform (pooled)", "adaptive_pooled": "adaptive (pooled)",
+                  "uniform": "uniform", "adaptive": "adaptive (midpoint)", "online": "online threshold"}
+STRATEGY_COLOURS = {"uniform_pooled": "#5a5a5a", "adaptive_pooled": "#1f5fa8", "uniform": "#9a9a9a",
+                    "adaptive": "#6f9fd8", "online": "#d18f1d"}
+
+
+def figure_name(sweep: str, kind: str) -> str:
+    """<sweep>_<kind>, without saying the sweep's name twice (sweep 'selective', kind 'selective_decoding')."""
+    return kind if kind.startswith(f"{sweep}_") else f"{sweep}_{kind}"
+
+
 def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
-    """CIDEr against decodes per second, uniform against adaptive (and pooled / online), 95% bands over
-    seeds, the reduction factor in the title."""
+    """CIDEr against decodes per second for each strategy, 95% bands over seeds for the two the factor is
+    read from; the factor marked: uniform's CIDEr at the reference rate (dashed) and the rate at which
+    adaptive reaches it (arrow)."""
     f = frame[(frame["sweep"] == sweep) & (frame["task"] == "streaming")]
-    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
     curves = seed_mean_curves(f)
     for i, (strategy, curve) in enumerate(curves.items()):
         xs = sorted(curve)
         mean, half = [curve[x][0] for x in xs], [curve[x][1] for x in xs]
-        c = OTHER_COLOURS[i % len(OTHER_COLOURS)]
-        ax.plot(xs, mean, marker="o", ms=3, label=strategy, color=c, lw=2.0 if strategy.endswith("pooled") else 1.0)
+        c = STRATEGY_COLOURS.get(strategy, OTHER_COLOURS[i % len(OTHER_COLOURS)])
+        pooled = strategy.endswith("pooled")
+        ax.plot(xs, mean, marker="o", ms=3, label=STRATEGY_NAMES.get(strategy, strategy), color=c,
+                lw=2.0 if pooled else 1.0, ls="-" if pooled else "--")
         if strategy in ("uniform_pooled", "adaptive_pooled"):  # the two the factor is read from
             ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.12)
-    ax.set_title(selective_factor(f, short=True, curves=curves), fontsize=6.5, wrap=True)
+    means = {k: {r: v[0] for r, v in c.items()} for k, c in curves.items()}
+    if "uniform_pooled" in means and REFERENCE_RATE in means["uniform_pooled"]:
+        target = means["uniform_pooled"][REFERENCE_RATE]
+        ax.axhline(target, color="grey", lw=0.8, ls=":")
+        factor = reduction_factor(means["uniform_pooled"], means.get("adaptive_pooled", {}))
+        if factor:  # from uniform's reference rate to the rate at which adaptive reaches its CIDEr
+            rate = REFERENCE_RATE / factor
+            ax.annotate("", xy=(rate, target), xytext=(REFERENCE_RATE, target),
+                        arrowprops={"arrowstyle": "->", "color": "#1f5fa8", "lw": 1.4})
+            ax.plot([rate, REFERENCE_RATE], [target, target], ls="none", marker="|", ms=10, color="#1f5fa8")
+            ax.text((rate * REFERENCE_RATE) ** 0.5, target, f"{factor:.2f}x fewer decodes\n", ha="center",
+                    va="bottom", fontsize=8, color="#1f5fa8")
+    ax.set_title(f"Selective decoding ({sweep}): adaptive vs uniform", fontsize=9)
     ax.set_xscale("log")
     _ticks_at(ax, sorted({x for curve in curves.values() for x in curve}), label="{:g}".format, fontsize=7)
     ax.set_xlabel("decodes per second")
     ax.set_ylabel("CIDEr")
     ax.legend(frameon=False, fontsize=7)
-    return save(fig, out, f"{sweep}_selective_decoding")
+    return save(fig, out, figure_name(sweep, "selective_decoding"))
+
+
+def training_loss(curves: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
+    """The training loss against samples seen, one panel per condition (losses of different kinds do not
+    share a scale): each seed a thin line, their mean a thick one."""
+    conditions = list(dict.fromkeys(curves["condition"]))
+    cols = min(len(conditions), 3)
+    rows = -(-len(conditions) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for k, condition in enumerate(conditions):
+        ax = axes[k // cols][k % cols]
+        g = curves[curves["condition"] == condition]
+        model = str(g["model"].iloc[0])  # a model's own colour where the conditions are models (the twins)
+        twins = model in MODEL_COLOURS and curves["model"].nunique() > 1
+        c = MODEL_COLOURS[model] if twins else OTHER_COLOURS[k % len(OTHER_COLOURS)]
+        for _, gs in g.groupby("seed"):
+            ax.plot(gs["samples_seen"], gs["loss"], color=c, lw=0.6, alpha=0.5)
+        mean = g.groupby("samples_seen")["loss"].mean()
+        ax.plot(mean.index, mean.values, color=c, lw=1.6)
+        ax.set_title(condition, fontsize=8)
+        ax.set_xlabel("samples seen")
+        ax.set_ylabel("training loss")
+    for k in range(len(conditions), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    return save(fig, out, figure_name(sweep, "training"))

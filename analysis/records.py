@@ -1,6 +1,6 @@
 """Every run record and metric record of a results store, as one tidy pandas DataFrame.
 
-Reads files only (results/runs/*/run.json and evals.jsonl, results/sweeps/*.json), so a report can be
+Reads files only (results/runs/*/run.json, evals.jsonl and metrics.jsonl, results/sweeps/*.json), so a report can be
 built on a laptop from results copied off a cluster. Partial and failed runs stay in the frame, with
 their status, never silently dropped.
 """
@@ -84,6 +84,21 @@ def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:
     frame = run_frame.merge(ev, on="run_id", how="left")
     frame["partial"] = frame["status"] != "done"
     return frame
+
+
+def training_curves(results: str | Path) -> pd.DataFrame:
+    """One row per (run, sweep, logged window of steps): samples_seen and the training loss, with the run's
+    sweep, condition, seed and model (metrics.jsonl; runs without logged steps have no rows)."""
+    results = Path(results)
+    run_frame = runs(results)
+    columns = ["run_id", "sweep", "condition", "seed", "model", "samples_seen", "loss"]
+    if run_frame.empty:
+        return pd.DataFrame(columns=columns)
+    rows = [{"run_id": rid, "samples_seen": r["samples_seen"], "loss": r["loss"]}
+            for rid in run_frame["run_id"].unique()
+            for r in read_jsonl(RunDir(results / RUNS / rid).metrics) if "loss" in r]
+    steps = pd.DataFrame(rows, columns=["run_id", "samples_seen", "loss"])
+    return run_frame[["run_id", "sweep", "condition", "seed", "model"]].merge(steps, on="run_id")[columns]
 
 
 def summary_rows(ev: pd.DataFrame) -> pd.Series:

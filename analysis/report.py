@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from analysis import figures, power, tables
-from analysis.records import metrics
+from analysis.records import metrics, training_curves
 from bench.results import SWEEPS
 
 ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "depth": "depth",
@@ -53,8 +53,12 @@ def _img(paths: list[Path], out: Path) -> str:
     return f"![{png.stem}]({png.relative_to(out)}) ([pdf]({png.with_suffix('.pdf').relative_to(out)}))"
 
 
+BANDS = "lines: the mean over seeds; bands: its 95% t-interval; dotted: chance"
+
+
 def build(results: Path, out: Path) -> Path:
     frame = metrics(results)
+    losses = training_curves(results)
     out.mkdir(parents=True, exist_ok=True)
     figs = out / "figures"
     sections = ["# vljepa-bench report", "",
@@ -82,7 +86,10 @@ def build(results: Path, out: Path) -> Path:
                       if t in tasks][:3]
             paths = figures.sample_efficiency(f, sweep, panels, figs)
             sections += ["", _img(paths, out), "",
-                         f"*Sample efficiency, {sweep}: {', '.join(models)} at matched samples ({cmd}).*", ""]
+                         f"*Sample efficiency, {sweep}: {', '.join(models)} at matched samples ({cmd}); {BANDS}; hollow "
+                         "diamonds: the paper's numbers for the same comparison at its sample counts, on its "
+                         "benchmarks (results/reference/controlled_comparison.csv); lower row, where records carry "
+                         "them: the same curves against training FLOPs.*", ""]
             comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
             sections.append(tables.comparison_markdown(comp))
             sections += _power(power.comparison_power(f, sweep, [(t, m) for t, m, _ in panels]))
@@ -97,12 +104,22 @@ def build(results: Path, out: Path) -> Path:
                     paths = figures.ablation_chart(table, sweep, figs)
                     md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
                     (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
-                    sections += ["", md, "", _img(paths, out), "", f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
+                    sections += ["", md, "", _img(paths, out), "",
+                                 "*Bars: the mean over seeds at the final sample count; whiskers: its 95% t-interval; "
+                                 "dotted: chance; white diamonds: the paper's Table 5 row for the setting.*", "",
+                                 f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
                     sections += _power(power.ablation_power(table))
         if "streaming" in tasks:
             paths = figures.selective_decoding(f, sweep, figs)
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "
-                         f"{figures.selective_factor(f)}.*"]
+                         f"{figures.selective_factor(f)}. Lines: the mean over seeds (bands: 95% t-interval for the "
+                         "two the factor is read from); dotted: uniform's CIDEr at the reference rate; the arrow: the "
+                         "rate at which adaptive decoding reaches it.*"]
+        curves = losses[losses["sweep"] == sweep]
+        if len(curves):
+            paths = figures.training_loss(curves, sweep, figs)
+            sections += ["", _img(paths, out), "", f"*Training loss, {sweep}: each seed a thin line, their mean a "
+                         "thick one (metrics.jsonl: the average over each window of logged steps).*"]
     sections += ["", "## Literature, and the suite's runs beside it", "", tables.sota_markdown(frame), ""]
     per_dataset = tables.per_dataset_markdown(metrics(results, per_dataset=True)) if len(frame) else ""
     if per_dataset:

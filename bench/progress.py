@@ -10,6 +10,7 @@ import time
 from bench.engine import StagePlan
 from bench.results import append_jsonl
 from bench.step import StepResult
+from bench.sweepstatus import duration
 
 
 class StepLog:
@@ -46,8 +47,9 @@ class StepLog:
         if self.run.env.is_main:
             append_jsonl(self.run.dir.metrics, [row])
             self.run.trackers.log_train(row)
+        left = (t.budget.samples - seen) / row["samples_per_s"] if row["samples_per_s"] else None
         self.run.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row.get('loss', float('nan')):.4f} | "
-                     f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s")
+                     f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s | {duration(left)} of training left")
         self.window, self.t0, self.samples = {}, time.perf_counter(), 0
 
     def close(self) -> None:

@@ -62,6 +62,20 @@ def test_report_from_committed_records_matches_them(tmp_path):
             assert f"{np.mean(per_seed):.1f} ±" in line
     for png in (tmp_path / "figures").glob("*.png"):
         assert png.stat().st_size > 5000 and png.with_suffix(".pdf").is_file()
+    names = {p.stem for p in (tmp_path / "figures").glob("*.png")}
+    # every sweep's training loss; the selective-decoding figure named once, not selective_selective_...
+    assert {f"{s['name']}_training" for s in sweeps} | {"selective_decoding"} <= names
+    assert "bands: its 95% t-interval" in text and "hollow diamonds: the paper's numbers" in text
+
+
+def test_training_curves_hold_every_logged_window_of_every_run():
+    from analysis.records import training_curves
+
+    curves = training_curves(EXAMPLE)
+    run_id = curves["run_id"].iloc[0]
+    logged = [json.loads(x) for x in (EXAMPLE / "runs" / run_id / "metrics.jsonl").read_text().splitlines()]
+    mine = curves[curves["run_id"] == run_id].drop_duplicates("samples_seen")
+    assert list(mine["loss"]) == [r["loss"] for r in logged] and list(mine["samples_seen"]) == [r["samples_seen"] for r in logged]
 
 
 def test_comparison_pairs_the_twins_by_seed():
