@@ -332,8 +332,18 @@ def load_run_config(path: str | Path | list[str | Path] | None, overrides: list[
 
 
 def config_from_argv(argv: list[str] | None, doc: str) -> RunConfig | int:
-    """`FILE [section.key=value ...]` -> the run config, or an exit code (help shown, or an error printed)."""
-    argv = sys.argv[1:] if argv is None else argv
+    """`FILE [section.key=value ...] [--results DIR]` -> the run config, or an exit code (help shown, or an
+    error printed). --results DIR is the results store: the run goes to DIR/runs/<run_id> (output_dir)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv):
+        if arg == "--results" or arg.startswith("--results="):
+            value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            if not value:
+                print("error: --results needs a folder, e.g. --results /scratch/me/results", file=sys.stderr)
+                return 2
+            del argv[i:i + (1 if "=" in arg else 2)]
+            argv.append(f"output_dir={Path(value) / 'runs'}")
+            break
     if not argv or argv[0] in ("-h", "--help"):
         print(doc.strip())
         if not argv:

@@ -1,6 +1,6 @@
 """One run: data -> model -> DeepSpeed engine -> steps, evaluations on the sample grid, checkpoints.
 
-    python -m bench.train experiments/base/tiny.yaml [section.key=value ...]
+    python -m bench.train experiments/base/tiny.yaml [section.key=value ...] [--results DIR]
     torchrun --nproc_per_node 2 -m bench.train experiments/base/tiny.yaml   # several processes
 
 The run stops at exactly train.budget.samples samples seen (all processes together). It resumes

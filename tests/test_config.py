@@ -177,3 +177,12 @@ def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
     assert not git_commit(tmp_path).endswith("-dirty")
     (tmp_path / "bench" / "new_model.py").write_text("y = 2\n")  # an untracked module a run may import
     assert git_commit(tmp_path).endswith("-dirty")
+
+
+def test_run_command_takes_a_results_store():
+    from bench.config import config_from_argv
+
+    cfg = config_from_argv(["base/tiny.yaml", "--results", "/scratch/me/results", "train.lr=3e-4"], "doc")
+    assert cfg.output_dir == "/scratch/me/results/runs" and cfg.train.lr == 3e-4
+    assert config_from_argv(["base/tiny.yaml", "--results=/x"], "doc").output_dir == "/x/runs"
+    assert config_from_argv(["base/tiny.yaml", "--results"], "doc") == 2
