@@ -226,6 +226,66 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     assert _evals(req_dir / "results") == _evals(ref_dir / "results")
 
 
+def _two_node_partition() -> bool:
+    out = subprocess.run(["sinfo", "-h", "-p", "two", "-o", "%D"], capture_output=True, text=True).stdout.strip()
+    return out == "2"
+
+
+def _release_requeued(job: str, deadline: float) -> None:
+    """A requeued job waits ~120 s (BeginTime) unless released: release it."""
+    requeued_at = time.time()
+    while time.time() < deadline:
+        state, reason = _squeue(job)
+        if state == "PENDING" and "BeginTime" in reason and time.time() - requeued_at > 1.5:
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+            return
+        time.sleep(0.5)
+
+
+@pytest.mark.slurm
+def test_slurm_two_node_run_matches_one_node_and_resumes_after_requeue(tmp_path, slurm):
+    """One process on each of two nodes (scripts/slurm_cluster.sh: the second node is a slurmd in its own
+    network namespace, with its own address), through python -m bench.sweep: exactly the budget, the same
+    metrics as two processes on one node, and a requeue mid-run that resumes to the same metrics again."""
+    if not _two_node_partition():
+        pytest.fail("the test cluster has no two-node partition 'two' (scripts/slurm_cluster.sh start makes one "
+                    "where network namespaces are allowed)")
+    budget = 960
+    common = ["launch.processes=2", "launch.cpus_per_task=1", "launch.mem_gb=4", "train.micro_batch=16",
+              "train.checkpoint_every=320", "eval.grid=[0, 480, 960]"]
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    one_dir.mkdir(), two_dir.mkdir()
+    one = _sweep_cli(str(tiny_sweep(one_dir, budget, losses=("infonce",))), "--executor", "slurm", "--wait", *common)
+    assert one.returncode == 0, one.stdout + one.stderr
+    f = tiny_sweep(two_dir, budget, losses=("infonce",))
+    launched = _sweep_cli(str(f), "--executor", "slurm", *common, "launch.nodes=2", "launch.partition=two")
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    job = read_json(two_dir / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
+    deadline = time.time() + 900
+    while not list((two_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
+        assert time.time() < deadline and _squeue(job)[0] in ("PENDING", "RUNNING", "CONFIGURING"), \
+            "the job ended before its first checkpoint: " + "".join(
+                p.read_text()[-2000:] for p in (two_dir / "results" / "submitit").rglob("*_log.err"))
+        time.sleep(0.5)
+    nodes = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    _release_requeued(job, deadline)
+    run_dir = next((two_dir / "results" / "runs").iterdir())
+    while time.time() < deadline:
+        if (run_dir / RUN_RECORD).is_file() and read_json(run_dir / RUN_RECORD)["status"] in ("done", "failed"):
+            break
+        time.sleep(1)
+    rec = read_json(run_dir / RUN_RECORD)
+    assert rec["status"] == "done", rec.get("error")
+    assert nodes == "vljepa-n[1-2]" and rec["world_size"] == 2 and rec["samples_seen"] == budget
+    assert rec.get("resumes", 0) >= 1
+    assert _evals(two_dir / "results") == _evals(one_dir / "results")
+    metrics_two = [(r["samples_seen"], r["loss"]) for r in read_jsonl(run_dir / "metrics.jsonl")]
+    metrics_one = [(r["samples_seen"], r["loss"])
+                   for r in read_jsonl(next((one_dir / "results" / "runs").iterdir()) / "metrics.jsonl")]
+    assert metrics_two == metrics_one
+
+
 @pytest.mark.slurm
 def test_slurm_states_list_each_array_element(slurm, tmp_path):
     """Pending array elements are reported one by one (squeue alone prints them as one range, 12_[1-2])."""
@@ -300,7 +360,7 @@ def test_slurm_cluster_stop_stops_only_the_daemons_it_started(tmp_path):
     unrelated = subprocess.Popen(["sleep", "300"])
     state = tmp_path / "state"
     state.mkdir()
-    (state / "slurmd.pid").write_text(f"{ours['slurmd'].pid}\n")
+    (state / "slurmd-vljepa-n1.pid").write_text(f"{ours['slurmd'].pid}\n")
     (state / "slurmctld.pid").write_text(f"{ours['slurmctld'].pid}\n")
     try:
         time.sleep(0.2)
@@ -311,7 +371,7 @@ def test_slurm_cluster_stop_stops_only_the_daemons_it_started(tmp_path):
         for p in ours.values():
             assert p.wait(timeout=10) is not None
         assert other.poll() is None and unrelated.poll() is None
-        (state / "slurmd.pid").write_text(f"{unrelated.pid}\n")  # a stale file naming a reused PID
+        (state / "slurmd-vljepa-n1.pid").write_text(f"{unrelated.pid}\n")  # a stale file naming a reused PID
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "slurm_cluster.sh"), "stop"], timeout=60, check=True,
                        env={**os.environ, "SLURM_STATE_DIR": str(state)})
         assert unrelated.poll() is None
