@@ -87,6 +87,17 @@ class Checkpoints:
         return read_latest(self.root, self.log)
 
     def save(self, engine, tag: str, meta: dict[str, Any]) -> None:
+        """Write checkpoint `tag`; a write that fails (a full disk, a quota) raises an error naming the folder,
+        the space left there and the newest intact checkpoint, which stays as it was."""
+        try:
+            self._save(engine, tag, meta)
+        except OSError as e:
+            kept = read_latest(self.root)
+            raise OSError(e.errno, f"checkpoint {tag} could not be written under {self.root} ({e.strerror or e}; "
+                                   f"{_free_space(self.root)} free there); the newest intact checkpoint is "
+                                   f"{kept['tag'] if kept else 'none'}, and a run started again resumes from it") from e
+
+    def _save(self, engine, tag: str, meta: dict[str, Any]) -> None:
         tmp = f"{tag}.tmp"
         if self.rank == 0 and (self.root / tmp).exists():
             shutil.rmtree(self.root / tmp)  # left by a run killed while saving
@@ -117,6 +128,13 @@ class Checkpoints:
         if not module_only:
             torch.set_rng_state(client["rng"])
         return client["meta"]
+
+
+def _free_space(folder: Path) -> str:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**30:.1f} GiB"
+    except OSError:
+        return "unknown space"
 
 
 def read_latest(root: Path, log=None, verify: bool = True) -> dict[str, Any] | None:

@@ -19,7 +19,8 @@ from bench.liveness import liveness
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, read_jsonl
 
 LIVE_SLURM = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
-KINDS = ("done", "running", "queued", "stalled", "failed", "preempted", "new")  # the counts, in this order
+ENDED_SLURM = ("CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+KINDS = ("done", "running", "queued", "stalled", "failed", "cancelled", "preempted", "new")  # the counts, in this order
 PACE_ROWS = 20  # the latest logged windows a pace is measured over
 PACE_GAP_S = 600.0  # a longer gap between two rows is a restart: the pace is measured after it
 
@@ -93,9 +94,13 @@ def status_of(cfg: Any, run_id: str, slurm_state: str | None, job: str | None, d
     state = run_state(cfg, run_id)
     record_status = d.status()
     scheduler = (slurm_state or "").split(" ")[0]
-    live = state != "done" and is_live(state, slurm_state)
+    ended = scheduler in ENDED_SLURM  # the scheduler says the job is over: a fresh heartbeat is a dead run's last
+    live = state != "done" and not ended and is_live(state, slurm_state)
     if state == "done":
         kind = "done"
+    elif ended:
+        kind = {"CANCELLED": "cancelled", "PREEMPTED": "preempted"}.get(
+            scheduler, "preempted" if record_status == PREEMPTED else "failed")
     elif state.startswith("running:"):
         kind = "running"
     elif state.startswith("stalled:"):
@@ -121,9 +126,44 @@ def status_of(cfg: Any, run_id: str, slurm_state: str | None, job: str | None, d
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
-    """job id -> Slurm state (PENDING, RUNNING, ...) for jobs Slurm still knows; empty without Slurm."""
+    """job id -> Slurm state (PENDING, RUNNING, ... and, for jobs that ended, CANCELLED, TIMEOUT, ...) for
+    the jobs Slurm knows; empty without Slurm."""
     if not job_ids:
         return {}
+    states = queued_states(job_ids)
+    missing = [j for j in job_ids if j not in states]
+    return {**ended_states(missing), **states} if missing else states
+
+
+def ended_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> how it ended (CANCELLED, TIMEOUT, ...), from accounting (sacct), or where a cluster keeps
+    none, from the controller's memory of recent jobs (scontrol: MinJobAge, 5 min by default)."""
+    try:
+        done = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = {}
+    if done.returncode == 0:
+        for line in done.stdout.splitlines():
+            job, _, state = line.partition("|")
+            if job in job_ids and state:
+                out[job] = state.split()[0]
+        return out
+    for job in job_ids:  # no accounting: ask the controller, job by job
+        try:
+            shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        for field in shown.stdout.split():
+            if field.startswith("JobState="):
+                out[job] = field.removeprefix("JobState=")
+                break
+    return out
+
+
+def queued_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> state (and reason) of the jobs in Slurm's queue."""
     try:
         # --array: one line per array element, so pending elements show as 71_3, not 71_[1-17%16]
         out = subprocess.run(["squeue", "-h", "--array", "-j", ",".join(sorted({j.split("_")[0] for j in job_ids})),
@@ -139,8 +179,10 @@ def slurm_states(job_ids: list[str]) -> dict[str, str]:
 
 
 def statuses(runs: list[Any], jobs: dict[str, str], detail: bool = False) -> list[RunStatus]:
-    """Each run's status (runs: objects with .cfg and .run_id; jobs: run_id -> Slurm job id)."""
-    queue = slurm_states(list(set(jobs.values())))
+    """Each run's status (runs: objects with .cfg and .run_id; jobs: run_id -> Slurm job id). Slurm is asked
+    only about the jobs of runs not done."""
+    open_jobs = {jobs[r.run_id] for r in runs if r.run_id in jobs and RunDir.of(r.cfg.output_dir, r.run_id).status() != DONE}
+    queue = slurm_states(sorted(open_jobs))
     return [status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail) for r in runs]
 
 

@@ -191,7 +191,10 @@ class Run:
         except (Preempted, SystemExit):  # checkpointed on a signal (submitit's requeue exits the process)
             raise
         except BaseException as e:
-            self._record(FAILED, error=f"{type(e).__name__}: {e}")
+            try:
+                self._record(FAILED, error=f"{type(e).__name__}: {e}")
+            except OSError as unwritable:  # a full disk: run.json cannot say so either; the log line may
+                self.log(f"failed ({type(e).__name__}: {e}), and run.json could not be updated ({unwritable})")
             raise
         finally:
             self.trackers.close()

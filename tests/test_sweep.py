@@ -286,6 +286,60 @@ def test_slurm_two_node_run_matches_one_node_and_resumes_after_requeue(tmp_path,
     assert metrics_two == metrics_one
 
 
+def test_a_cancelled_job_shows_as_cancelled_and_is_submitted_again(tmp_path, capsys):
+    """A run whose Slurm job was cancelled (sacct says so; squeue no longer lists it) is 'cancelled', not new
+    or running, even with a heartbeat still fresh; launching the sweep again resumes it."""
+    from bench.liveness import Heartbeat
+    from bench.results import RunDir, write_json
+    from bench.sweep import expand, sweep_record_path
+
+    f = tiny_sweep(tmp_path, losses=("infonce",))
+    sweep, path = load_sweep_config(f)
+    (run,) = expand(sweep, path)
+    d = RunDir.of(run.cfg.output_dir, run.run_id)
+    d.path.mkdir(parents=True)
+    write_json(d.record, {"run_id": run.run_id, "status": "running"})
+    Heartbeat(d.heartbeat).beat("training", 64)  # fresh: killed a moment ago
+    write_json(sweep_record_path(sweep), {"name": sweep.name, "runs": [], "jobs": {run.run_id: "77_2"}})
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "squeue").write_text("#!/bin/sh\nexit 0\n")  # the queue no longer lists it
+    (fake / "sacct").write_text("#!/bin/sh\necho '77_2|CANCELLED by 0'\n")
+    for tool in ("squeue", "sacct"):
+        (fake / tool).chmod(0o755)
+    env_path = os.environ["PATH"]
+    os.environ["PATH"] = f"{fake}:{env_path}"
+    try:
+        assert main([str(f), "--status"]) == 0
+        status = capsys.readouterr().out
+        assert main([str(f), "--dry-run"]) == 0
+        launch = capsys.readouterr().out
+    finally:
+        os.environ["PATH"] = env_path
+    assert "1 runs: 1 cancelled" in status and "slurm CANCELLED (job 77_2)" in status, status
+    assert "0 queued or running (not submitted again), 0 new, 1 to resume" in launch, launch
+
+
+@pytest.mark.slurm
+def test_slurm_cancelled_run_is_reported_as_cancelled(tmp_path, slurm):
+    """A real job cancelled while it runs: the cluster keeps no accounting, so the controller's memory of the
+    job says CANCELLED."""
+    f = tiny_sweep(tmp_path, budget=64000, losses=("infonce",))
+    launched = _sweep_cli(str(f), "--executor", "slurm")
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    job = read_json(tmp_path / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
+    deadline = time.time() + 300
+    while _squeue(job)[0] != "RUNNING":
+        assert time.time() < deadline, f"job {job} never ran"
+        time.sleep(0.5)
+    subprocess.run(["scancel", job], check=True)
+    while _squeue(job)[0]:
+        assert time.time() < deadline
+        time.sleep(0.5)
+    status = _sweep_cli(str(f), "--status")
+    assert "1 cancelled" in status.stdout and f"slurm CANCELLED (job {job})" in status.stdout, status.stdout
+
+
 @pytest.mark.slurm
 def test_slurm_states_list_each_array_element(slurm, tmp_path):
     """Pending array elements are reported one by one (squeue alone prints them as one range, 12_[1-2])."""

@@ -378,3 +378,37 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_
     again = read_jsonl(d / EVALS)
     key = [(r["samples_seen"], r["task"], r["metric"]) for r in again]
     assert len(key) == len(set(key)) == len(whole)
+
+
+def test_a_full_disk_while_checkpointing_fails_naming_it_and_loses_nothing(tmp_path, monkeypatch):
+    """The disk fills while the second checkpoint is written: the run fails saying where and how much space
+    is left, the first checkpoint stays intact, and once there is space the run resumes from it and ends
+    with the records of a run that never failed."""
+    import errno
+
+    import bench.checkpoint
+
+    ref = cfg_for(tmp_path / "ref")
+    run_in_process(ref)
+    cfg = cfg_for(tmp_path / "full")
+    real_save, calls = torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        calls.append(f)
+        if str(f).endswith("client_rank0.pt") and len([c for c in calls if str(c).endswith("client_rank0.pt")]) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(bench.checkpoint.torch, "save", save)
+    with pytest.raises(OSError, match=r"checkpoint s0_000000000128 could not be written under .*checkpoints "
+                                      r"\(No space left on device; .* GiB free there\); the newest intact checkpoint "
+                                      r"is s0_000000000064"):
+        run_in_process(cfg)
+    monkeypatch.setattr(bench.checkpoint.torch, "save", real_save)
+    d = tmp_path / "full" / run_id(cfg)
+    record = read_json(d / RUN_RECORD)
+    assert record["status"] == "failed" and "No space left on device" in record["error"]
+    run_in_process(cfg)
+    assert read_json(d / RUN_RECORD)["status"] == "done"
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_s", "time", "samples_per_s")} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(d / EVALS)) == strip(read_jsonl(tmp_path / "ref" / run_id(ref) / EVALS))
