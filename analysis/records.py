@@ -15,10 +15,11 @@ import pandas as pd
 from bench.results import RUNS, SWEEPS, RunDir, read_jsonl, run_dirs  # the store's own layout and reader: standard library only
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
-           "value", "chance", "rate_hz", "budget", "wall_s", "dataset", "sets", "train_flops", "train_s"]
+           "value", "chance", "prior", "rate_hz", "budget", "wall_s", "dataset", "sets", "train_flops", "train_s"]
 # train_flops, train_s: the run's training FLOPs and seconds in optimizer steps up to the evaluation
-EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "rate_hz", "dataset", "sets",
-             "train_flops", "train_s"]
+EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "prior", "rate_hz", "dataset",
+             "sets", "train_flops", "train_s"]
+# prior: the no-vision prior (bench/tasks/vqa.py, classification.py), in records written since it was added
 MEAN = "mean"  # the dataset of a task's average over its eval sets (bench/tasks)
 
 

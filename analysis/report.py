@@ -64,7 +64,8 @@ def build(results: Path, out: Path) -> Path:
     sections = ["# vljepa-bench report", "",
                 f"Built by `python -m analysis.report --results {results} --out {out}` from "
                 f"{frame['run_id'].nunique() if len(frame) else 0} runs. Mean ± 95% t-interval over seeds; "
-                "chance in brackets; paper numbers from results/reference/ (arXiv 2512.10942, version and table "
+                "chance in brackets (and the no-vision prior, in records that carry it); paper numbers from "
+                "results/reference/ (arXiv 2512.10942, version and table "
                 "in each CSV row)."]
     if len(frame):
         status = frame.drop_duplicates(["run_id", "sweep"]).groupby(["sweep", "status"]).size()

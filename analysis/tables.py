@@ -48,6 +48,8 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
         for label, task, metric, refcol in ABLATION_COLUMNS:
             vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()
             chance = g[(g["task"] == task) & (g["metric"] == metric)]["chance"].mean()
+            prior = g[(g["task"] == task) & (g["metric"] == metric)]["prior"].mean() if "prior" in g else float("nan")
+            row[f"{label} prior"] = prior  # the no-vision prior (records since it was added; NaN before)
             row[label] = interval(vals)
             row[f"{label} per seed"] = vals.to_dict()
             row[f"{label} chance"] = chance
@@ -60,7 +62,9 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
 def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
     labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
     best = {lab: max((r[lab][0] for _, r in table.iterrows() if r[lab][2]), default=None) for lab in labels}
-    head = "| setting | seeds | " + " | ".join(f"{lab} (chance) | {lab} paper" for lab in labels) + " |"
+    priors = any(not pd.isna(r.get(f"{lab} prior", float("nan"))) for _, r in table.iterrows() for lab in labels)
+    bracket = "(chance; prior)" if priors else "(chance)"
+    head = "| setting | seeds | " + " | ".join(f"{lab} {bracket} | {lab} paper" for lab in labels) + " |"
     sep = "|---|---:|" + "---:|---:|" * len(labels)
     lines = [head, sep]
     for _, r in table.iterrows():
@@ -68,7 +72,9 @@ def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
         for lab in labels:
             mean, half, n = r[lab]
             chance = r[f"{lab} chance"]
-            cells.append(f"{_fmt(mean, half, n, mean == best[lab])} ({chance:.1f})" if n else "-")
+            prior = r.get(f"{lab} prior", float("nan"))
+            shown = f"{chance:.1f}" + (f"; {prior:.1f}" if priors and not pd.isna(prior) else "")
+            cells.append(f"{_fmt(mean, half, n, mean == best[lab])} ({shown})" if n else "-")
             paper = r[f"{lab} paper"]
             cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
         lines.append(f"| {r['setting']} | {r['seeds']} | " + " | ".join(cells) + " |")

@@ -218,3 +218,15 @@ def test_report_has_a_power_table_for_every_committed_paired_comparison(tmp_path
         section = page.split(f"## {sweep}\n")[1].split("\n## ")[0]
         assert "| comparison | metric | seeds |" in section, sweep
     assert "seeds for the paper's Δ" in page
+
+
+def test_ablation_tables_show_the_no_vision_prior_beside_chance():
+    from analysis.tables import ablation_table, to_markdown
+
+    rows = [{"sweep": "a", "order": i, "setting_key": setting, "seed": seed, "samples_seen": 64, "budget": 64,
+             "task": "vqa", "metric": "accuracy", "value": 50.0 + seed, "chance": 24.5, "prior": 39.2,
+             "run_id": f"{setting}{seed}"}
+            for i, setting in enumerate(["x", "y"]) for seed in (0, 1)]
+    table = ablation_table(pd.DataFrame(rows), "a", "setting_key")
+    md = to_markdown(table)
+    assert "VQA (chance; prior)" in md and "(24.5; 39.2)" in md

@@ -42,14 +42,22 @@ def test_missing_java_is_a_clear_error(monkeypatch):
 def test_retrieval_ranks_on_hand_made_similarities():
     S = torch.tensor([[0.9, 0.1, 0.8, 0.0],   # video 0: its text (0) is best -> v2t rank 1
                       [0.5, 0.2, 0.3, 0.6],   # video 1: text 1 beaten by 0, 2, 3 -> rank 4
-                      [0.1, 0.7, 0.7, 0.2],   # video 2: a tie counts in the match's favour -> rank 1
+                      [0.1, 0.7, 0.7, 0.2],   # video 2: text 1 ties its match, and a tie counts against -> 2
                       [0.0, 0.0, 0.1, 0.4]])  # video 3: rank 1
     diag = S.diag()
     v2t, t2v = ranks_from_chunks([(0, S)], diag)
-    assert v2t.tolist() == [1, 4, 1, 1]
+    assert v2t.tolist() == [1, 4, 2, 1]
     assert t2v.tolist() == [1, 2, 2, 2]  # text 0: video 0 best; text 1: video 2 beats video 1; ...
     v2t_c, t2v_c = ranks_from_chunks([(0, S[:3]), (3, S[3:])], diag)  # chunked: the same ranks
     assert v2t_c.tolist() == v2t.tolist() and t2v_c.tolist() == t2v.tolist()
+    collapsed = torch.full((4, 4), 0.5)  # every score alike: every match ranks last, R@1 = 0
+    v2t, t2v = ranks_from_chunks([(0, collapsed)], collapsed.diag())
+    assert v2t.tolist() == t2v.tolist() == [4, 4, 4, 4]
+    # two texts per video: a video's own texts never compete with each other
+    two = torch.tensor([[0.9, 0.9, 0.1], [0.2, 0.3, 0.8]])
+    owner = [0, 0, 1]
+    v2t, t2v = ranks_from_chunks([(0, two)], torch.tensor([0.9, 0.9, 0.8]), owner)
+    assert v2t.tolist() == [1, 1] and t2v.tolist() == [1, 1, 1]
 
 
 def test_chain_clustering_recovers_known_boundaries():
@@ -145,3 +153,20 @@ def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
     assert 100 * np.mean([r["top5"][0] == r["label"] for r in cls]) == pytest.approx(recs[("classification", "top1")])
     vqa = kept[("vqa", "shapes")]
     assert len(vqa) == 24 and 100 * np.mean([r["chosen"] == r["answer"] for r in vqa]) == pytest.approx(recs[("vqa", "accuracy")])
+
+
+def test_no_vision_priors_use_the_other_items_answers():
+    from bench.evalsets.sets import ChoiceSet
+    from bench.tasks.classification import prior_hits
+    from bench.tasks.vqa import prior_choices
+
+    # colour questions answered "red" 3 times of 4: the prior answers red and is right on those three;
+    # the blue item's own answer is left out of its counts (red 3 : blue 0), so it is wrong there
+    s = ChoiceSet("t", None, [0] * 5, [""] * 5,
+                  [("red", "blue"), ("blue", "red"), ("red", "blue"), ("blue", "red"), ("yes", "no")],
+                  [0, 1, 0, 0, 1], ["colour"] * 4 + ["exists"])
+    assert prior_choices(s) == [0, 1, 0, 1, 0]
+    assert [p == a for p, a in zip(prior_choices(s), s.answers)] == [True, True, True, False, False]
+    labels = torch.tensor([2, 2, 2, 0, 1])
+    assert prior_hits(labels, 4, 1).tolist() == [True, True, True, False, False]  # class 2 is the majority
+    assert prior_hits(labels, 4, 3).tolist() == [True] * 5  # 3 of 4 classes: the ones with any other item

@@ -2,7 +2,9 @@
 
 Each class name is placed in the set's prompt templates and the scores are averaged over templates
 (as CLIP benchmarks average prompt ensembles). VL-JEPA scores by cosine to the Y-encoded names
-(each encoded once, cached); the VLM by length-normalised log-likelihood (the paper's protocol)."""
+(each encoded once, cached); the VLM by length-normalised log-likelihood (the paper's protocol). Beside
+chance, top-1 and top-5 carry a no-vision prior: the most frequent classes of the other items of the set
+(leave-one-out), the score of a model that learnt the label distribution and nothing of the clips."""
 
 from __future__ import annotations
 
@@ -10,6 +12,19 @@ import torch
 
 from bench.evalsets.sets import ClassificationSet
 from bench.tasks.common import EvalContext, clip_batches, metric, topk_hits
+
+
+def prior_hits(labels: torch.Tensor, classes: int, k: int) -> torch.Tensor:
+    """Per item, whether its label is among the k classes most frequent among the other items (ties: the
+    lower class index first)."""
+    counts = torch.bincount(labels, minlength=classes)
+    hits = torch.zeros(len(labels), dtype=torch.bool)
+    for label in labels.unique():  # items of one label share their leave-one-out counts
+        others = counts.clone()
+        others[label] -= 1
+        order = sorted(range(classes), key=lambda c: (-int(others[c]), c))[:k]
+        hits[labels == label] = int(label) in order
+    return hits
 
 
 def run(model, ctx: EvalContext, s: ClassificationSet) -> list[dict]:
@@ -23,6 +38,7 @@ def run(model, ctx: EvalContext, s: ClassificationSet) -> list[dict]:
     top = scores.topk(min(5, K), dim=1).indices
     ctx.keep("classification", s, [{"item": i, "label": int(answers[i]), "top5": top[i].tolist()}
                                    for i in range(len(answers))])
-    return [metric("classification", "top1", 100 * topk_hits(scores, answers, 1).mean(), 100 / K, n=len(answers)),
+    return [metric("classification", "top1", 100 * topk_hits(scores, answers, 1).mean(), 100 / K, n=len(answers),
+                   prior=100 * float(prior_hits(answers, K, 1).float().mean())),
             metric("classification", "top5", 100 * topk_hits(scores, answers, 5).mean(), 100 * min(5, K) / K,
-                   n=len(answers))]
+                   n=len(answers), prior=100 * float(prior_hits(answers, K, 5).float().mean()))]

@@ -4,8 +4,9 @@ Similarities come from model.score (VL-JEPA: cosine of predicted and Y-encoded e
 the log-likelihood of each text given each video). A video may have several texts (MSVD, DiDeMo): every
 text is a query (t2v), and a video's v2t rank is that of its best-ranked text. Similarities are computed
 in chunks of videos and never held whole: a first pass scores each text with its own video (the true
-pairs), then each chunk of rows updates, for every pair, how many competitors beat the true match.
-Memory stays at one chunk of rows however large the gallery. A tie counts in the match's favour."""
+pairs), then each chunk of rows updates, for every pair, how many competitors beat or tie the true match.
+Memory stays at one chunk of rows however large the gallery. A tie counts against the match: a model that
+scores everything alike (collapsed) ranks every match last, not first."""
 
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ def ranks_from_chunks(chunks, true_scores: torch.Tensor, text_video=None) -> tup
     t2v = np.ones(n_texts, dtype=np.int64)
     for first, rows in chunks:
         idx = torch.arange(first, first + len(rows))
-        v2t[idx.numpy()] = 1 + (rows > best[idx, None]).sum(1).numpy()
-        t2v += (rows > true_scores[None, :]).sum(0).numpy()
+        own = owner[None, :] == idx[:, None]  # [rows, texts]: a video's own texts are never its competitors
+        v2t[idx.numpy()] = 1 + ((rows >= best[idx, None]) & ~own).sum(1).numpy()
+        t2v += ((rows >= true_scores[None, :]) & ~own).sum(0).numpy()
     return v2t, t2v
 
 

@@ -1,10 +1,15 @@
 """Discriminative VQA: choose the answer among candidates; accuracy overall and per question type
 (shapes world: colour, shape, counting, existence with POPE-like adversarial negatives, motion; on disk:
-the items' own "kind", e.g. POPE's adversarial / popular / random)."""
+the items' own "kind", e.g. POPE's adversarial / popular / random).
+
+Beside chance (1/candidates), every accuracy carries a no-vision prior: answering each item, without
+looking at the clip, with its candidate that is most often the right answer among the other items of
+its question type (leave-one-out, so no item sees its own answer). A model has learnt something from the
+clip only where it beats the prior, which on unbalanced answers is far above chance."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -12,9 +17,24 @@ from bench.evalsets.sets import ChoiceSet
 from bench.tasks.common import EvalContext, clip_batches, metric
 
 
+def prior_choices(s: ChoiceSet) -> list[int]:
+    """Each item's no-vision answer: its candidate most often the right answer among the other items of its
+    kind (leave-one-out counts; the first such candidate on ties)."""
+    answer = [s.candidates[j][s.answers[j]] for j in range(len(s.candidates))]
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for j, a in enumerate(answer):
+        counts[s.kinds[j]][a] += 1
+    out = []
+    for j, cands in enumerate(s.candidates):
+        seen = counts[s.kinds[j]]
+        out.append(max(range(len(cands)), key=lambda c: (seen[cands[c]] - (cands[c] == answer[j]), -c)))
+    return out
+
+
 def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = "", task: str = "vqa") -> dict[str, list]:
-    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K). An item
-    without a question is asked default_query. Each item's choice is kept (ctx.keep)."""
+    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K, prior correct).
+    An item without a question is asked default_query. Each item's choice is kept (ctx.keep)."""
+    prior = prior_choices(s)
     by_k: dict[int, list[int]] = defaultdict(list)
     for j, cands in enumerate(s.candidates):
         by_k[len(cands)].append(j)
@@ -27,18 +47,22 @@ def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = 
             scores = model.score(batch, [list(s.candidates[j]) for j in part]).float().cpu()
             for j, row in zip(part, scores):
                 chosen[j] = int(row.argmax())
-                out[s.kinds[j]].append((chosen[j] == s.answers[j], 1 / len(s.candidates[j])))
+                out[s.kinds[j]].append((chosen[j] == s.answers[j], 1 / len(s.candidates[j]), prior[j] == s.answers[j]))
     ctx.keep(task, s, [{"item": j, "kind": s.kinds[j], "answer": s.answers[j], "chosen": chosen[j]} for j in sorted(chosen)])
     return out
 
 
+def _accuracy(task: str, name: str, rows: list) -> dict:
+    """rows: (correct, chance, prior correct) per item."""
+    return metric(task, name, 100 * np.mean([r[0] for r in rows]), 100 * np.mean([r[1] for r in rows]), n=len(rows),
+                  prior=100 * float(np.mean([r[2] for r in rows])))
+
+
 def summarise(task: str, results: dict[str, list], per_kind: bool = True) -> list[dict]:
     every = [r for rows in results.values() for r in rows]
-    recs = [metric(task, "accuracy", 100 * np.mean([c for c, _ in every]), 100 * np.mean([p for _, p in every]), n=len(every))]
+    recs = [_accuracy(task, "accuracy", every)]
     if per_kind:
-        for kind, rows in sorted(results.items()):
-            recs.append(metric(task, f"accuracy_{kind}", 100 * np.mean([c for c, _ in rows]),
-                               100 * np.mean([p for _, p in rows]), n=len(rows)))
+        recs += [_accuracy(task, f"accuracy_{kind}", rows) for kind, rows in sorted(results.items())]
     return recs
 
 
