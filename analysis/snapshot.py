@@ -2,6 +2,11 @@
 report and its tests work without training first. Runs of the folder that no sweep lists any more are removed.
 
     python -m analysis.snapshot --results results --out results/example --sweeps loss
+
+A sweep is refused, and nothing of it copied, when a run of it is not done, was run from a dirty tree
+(uncommitted changes: its code cannot be named), or when its runs were run at different commits (paired
+arms must differ only in what the sweep varies); --allow-dirty takes them anyway and writes their commits
+into the copied sweep record ("provenance"), where the report's reader sees them.
 """
 
 from __future__ import annotations
@@ -12,15 +17,47 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.results import RECORD_FILES, RUNS, SWEEPS
+from bench.results import RECORD_FILES, RUNS, SWEEPS, RunDir
 
 
-def snapshot(results: Path, out: Path, sweeps: list[str]) -> int:
+class ProvenanceError(ValueError):
+    pass
+
+
+def provenance(results: Path, rec: dict) -> tuple[list[str], list[str]]:
+    """(the distinct commits of a sweep's runs, its problems: runs not done, dirty or unknown trees, several
+    commits)."""
+    commits, problems = {}, []
+    for r in rec["runs"]:
+        run = RunDir(results / RUNS / r["run_id"])
+        record = run.read_record() if run.exists() else {}
+        commit = record.get("git_commit", "unknown")
+        commits.setdefault(commit, []).append(r["run_id"])
+        if record.get("status") != "done":
+            problems.append(f"run {r['run_id']} is {record.get('status', 'missing')}, not done")
+        if commit == "unknown" or commit.endswith("-dirty"):
+            problems.append(f"run {r['run_id']} was run from {'a dirty tree at ' if commit != 'unknown' else ''}"
+                            f"{commit.removesuffix('-dirty')}: its code cannot be named")
+    if len(commits) > 1:
+        problems.append("its runs were run at " + ", ".join(f"{c} ({len(ids)} runs)" for c, ids in sorted(commits.items()))
+                        + ": paired arms must differ only in what the sweep varies; run it again from one commit")
+    return sorted(commits), problems
+
+
+def snapshot(results: Path, out: Path, sweeps: list[str], allow_dirty: bool = False) -> int:
+    records = {name: json.loads((results / SWEEPS / f"{name}.json").read_text()) for name in sweeps}
+    found = {name: provenance(results, rec) for name, rec in records.items()}
+    refused = [f"sweep {name}: {p}" for name, (_, problems) in found.items() for p in problems]
+    if refused and not allow_dirty:
+        raise ProvenanceError(f"{len(refused)} problem(s); nothing was copied (--allow-dirty takes them anyway, "
+                              "and records the commits):\n  - " + "\n  - ".join(refused))
     copied = 0
     for name in sweeps:
-        rec = json.loads((results / SWEEPS / f"{name}.json").read_text())
+        rec = records[name]
         (out / SWEEPS).mkdir(parents=True, exist_ok=True)
         rec.pop("jobs", None)
+        commits, problems = found[name]
+        rec["provenance"] = {"commits": commits, **({"problems": problems} if problems else {})}
         (out / SWEEPS / f"{name}.json").write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
         for r in rec["runs"]:
             src, dst = results / RUNS / r["run_id"], out / RUNS / r["run_id"]
@@ -48,8 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--out", type=Path, default=Path("results/example"))
     p.add_argument("--sweeps", nargs="+", required=True)
+    p.add_argument("--allow-dirty", action="store_true", help="copy runs from dirty trees or several commits too")
     args = p.parse_args(argv)
-    print(f"{snapshot(args.results, args.out, args.sweeps)} runs copied to {args.out}")
+    try:
+        print(f"{snapshot(args.results, args.out, args.sweeps, args.allow_dirty)} runs copied to {args.out}")
+    except ProvenanceError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -131,7 +131,7 @@ def test_snapshot_copies_a_sweep_and_drops_the_runs_it_replaced(tmp_path):
         (root / "sweeps" / "s.json").write_text(json.dumps({"runs": [{"run_id": i} for i in ids]}))
         for i in ids:
             (root / "runs" / i).mkdir(parents=True)
-            (root / "runs" / i / "run.json").write_text("{}")
+            (root / "runs" / i / "run.json").write_text(json.dumps({"status": "done", "git_commit": "aaa"}))
     (results / "runs" / "new1" / "checkpoints").mkdir()
     assert snapshot(results, out, ["s"]) == 2
     assert sorted(d.name for d in (out / "runs").iterdir()) == ["new1", "new2"]
@@ -230,3 +230,31 @@ def test_ablation_tables_show_the_no_vision_prior_beside_chance():
     table = ablation_table(pd.DataFrame(rows), "a", "setting_key")
     md = to_markdown(table)
     assert "VQA (chance; prior)" in md and "(24.5; 39.2)" in md
+
+
+def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):
+    from analysis.snapshot import ProvenanceError, snapshot
+
+    def store(commits: list[str], status: str = "done") -> Path:
+        root = tmp_path / "stores" / str(len(list((tmp_path / "stores").glob("*"))) if (tmp_path / "stores").is_dir() else 0)
+        runs = [{"run_id": f"r{i}", "seed": i, "condition": "c", "point": {}} for i in range(len(commits))]
+        (root / "sweeps").mkdir(parents=True)
+        (root / "sweeps" / "s.json").write_text(json.dumps({"name": "s", "runs": runs, "swept": []}))
+        for i, commit in enumerate(commits):
+            (root / "runs" / f"r{i}").mkdir(parents=True)
+            (root / "runs" / f"r{i}" / "run.json").write_text(json.dumps({"run_id": f"r{i}", "status": status,
+                                                                           "git_commit": commit}))
+        return root
+
+    out = tmp_path / "out"
+    with pytest.raises(ProvenanceError, match="run r1 was run from a dirty tree at bbb"):
+        snapshot(store(["aaa", "bbb-dirty"]), out, ["s"])
+    with pytest.raises(ProvenanceError, match=r"run at aaa \(1 runs\), bbb \(1 runs\): paired arms"):
+        snapshot(store(["aaa", "bbb"]), out, ["s"])
+    with pytest.raises(ProvenanceError, match="run r0 is running, not done"):
+        snapshot(store(["aaa"], "running"), out, ["s"])
+    assert not out.exists()  # nothing copied
+    assert snapshot(store(["aaa", "bbb-dirty"]), out, ["s"], allow_dirty=True) == 2
+    assert json.loads((out / "sweeps" / "s.json").read_text())["provenance"]["commits"] == ["aaa", "bbb-dirty"]
+    assert snapshot(store(["ccc", "ccc"]), tmp_path / "clean", ["s"]) == 2
+
