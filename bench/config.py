@@ -78,6 +78,10 @@ class TrainConfig:
         "gt": 0.0, "identity": False,
         "help": "a run that has not moved for this long says so in its log and in the sweep's status"})
     log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
+    activation_checkpointing: bool = field(default=False, metadata={
+        "identity": False, "help": "recompute trained backbones' activations in backward (bench/speedups.py)"})
+    compile: bool = field(default=False, metadata={
+        "identity": "unless_default", "help": "torch.compile the trained backbones (bench/speedups.py)"})
     stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 
     def check(self) -> None:

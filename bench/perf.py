@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from bench import dist as distenv
+from bench import speedups
 from bench.build import build_model
 from bench.cache import training_samples
 from bench.config import REPO_ROOT, RunConfig, load_run_config, load_sweep_config
@@ -167,6 +168,7 @@ def prepare(cfg: RunConfig, device: torch.device, log=None):
     t = cfg.train
     first = to_device(next(iter(SharedLoader(cached, t.global_batch, t.micro_batch, t.global_batch))), device)
     flops = flops_per_sample(model, first, device)
+    speedups.apply(model, t.activation_checkpointing, t.compile)  # as a run applies them
     engine, _, _ = make_engine(model, cfg, plan_stages(cfg)[0], 1)
     return model, world, raw, cached, engine, flops
 

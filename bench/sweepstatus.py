@@ -202,8 +202,10 @@ def summary(states: list[RunStatus]) -> str:
     seen, budget = sum(s.seen for s in states), sum(s.budget for s in states)
     paces = [s.pace for s in states if s.kind == "running" and s.pace]
     left = budget - seen
-    if not left:
+    if all(s.kind == "done" for s in states):
         eta = "nothing left"
+    elif not left:
+        eta = "every sample seen; final evaluations and checkpoints left"
     elif paces:
         eta = f"about {duration(left / sum(paces))} left at the pace of the {len(paces)} running"
     else:

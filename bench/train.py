@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from bench import dist as distenv
+from bench import speedups
 from bench.build import build_model
 from bench.cache import training_samples
 from bench.checkpoint import Checkpoints
@@ -184,7 +185,9 @@ class Run:
             self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
         self.trackers = Trackers(self.cfg, self.dir, seen, enabled=self.env.is_main)
         try:
-            self._count_flops(model)
+            self._count_flops(model)  # the model's own FLOPs: before recomputation or compilation
+            for done in speedups.apply(model, self.cfg.train.activation_checkpointing, self.cfg.train.compile):
+                self.log(done)
             with _StopFlag() as stop:
                 for stage in self.stages:
                     self._run_stage(model, stage, ckpts, latest, stop)
