@@ -203,19 +203,9 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     assert proc.returncode == 0, out
     job = read_json(req_dir / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
     deadline = time.time() + 600
-    while not list((req_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
-        assert time.time() < deadline and _squeue(job)[0] in ("PENDING", "RUNNING", "CONFIGURING"), \
-            "the job ended before its first checkpoint: " + "".join(
-                p.read_text()[-2000:] for p in (req_dir / "results" / "submitit").rglob("*_log.err"))
-        time.sleep(0.5)
+    _wait_for_a_checkpoint(req_dir / "results", job, deadline)
     subprocess.run(["scontrol", "requeue", job], check=True)
-    requeued_at = time.time()
-    while time.time() < deadline:  # a requeued job waits ~120 s (BeginTime) unless released
-        state, reason = _squeue(job)
-        if state == "PENDING" and "BeginTime" in reason and time.time() - requeued_at > 1.5:
-            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
-            break
-        time.sleep(0.5)
+    _release_requeued(job, deadline)
     run_dir = next((req_dir / "results" / "runs").iterdir())
     while time.time() < deadline:
         if (run_dir / RUN_RECORD).is_file() and read_json(run_dir / RUN_RECORD)["status"] == "done":
@@ -224,6 +214,15 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     rec = read_json(run_dir / RUN_RECORD)
     assert rec["status"] == "done" and rec.get("resumes", 0) >= 1, rec.get("status")
     assert _evals(req_dir / "results") == _evals(ref_dir / "results")
+
+
+def _wait_for_a_checkpoint(results: Path, job: str, deadline: float) -> None:
+    """Until the job's run has written its first checkpoint (the job still queued or running meanwhile)."""
+    while not list(results.glob("runs/*/checkpoints/LATEST.json")):
+        assert time.time() < deadline and _squeue(job)[0] in ("PENDING", "RUNNING", "CONFIGURING"), \
+            "the job ended before its first checkpoint: " + "".join(
+                p.read_text()[-2000:] for p in (results / "submitit").rglob("*_log.err"))
+        time.sleep(0.5)
 
 
 def _two_node_partition() -> bool:
@@ -262,11 +261,7 @@ def test_slurm_two_node_run_matches_one_node_and_resumes_after_requeue(tmp_path,
     assert launched.returncode == 0, launched.stdout + launched.stderr
     job = read_json(two_dir / "results" / "sweeps" / "tinyloss.json")["jobs"].popitem()[1]
     deadline = time.time() + 900
-    while not list((two_dir / "results").glob("runs/*/checkpoints/LATEST.json")):
-        assert time.time() < deadline and _squeue(job)[0] in ("PENDING", "RUNNING", "CONFIGURING"), \
-            "the job ended before its first checkpoint: " + "".join(
-                p.read_text()[-2000:] for p in (two_dir / "results" / "submitit").rglob("*_log.err"))
-        time.sleep(0.5)
+    _wait_for_a_checkpoint(two_dir / "results", job, deadline)
     nodes = subprocess.run(["squeue", "-h", "-j", job, "-o", "%N"], capture_output=True, text=True).stdout.strip()
     subprocess.run(["scontrol", "requeue", job], check=True)
     _release_requeued(job, deadline)
