@@ -67,8 +67,16 @@ def detect() -> DistEnv:
     return DistEnv(0, 1, 0, "127.0.0.1", _free_port())
 
 
+_EXPORTED = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+_saved_env: dict[str, str | None] = {}
+
+
 def setup(env: DistEnv) -> torch.device:
-    """Export the variables torch.distributed and DeepSpeed read, pick the accelerator, init the group."""
+    """Export the variables torch.distributed and DeepSpeed read, pick the accelerator, init the group.
+    teardown() puts the variables back as they were: a process that runs training in-process and then
+    starts others (a test, a notebook) must not hand them this run's rank and its taken port."""
+    if not _saved_env:
+        _saved_env.update({k: os.environ.get(k) for k in _EXPORTED})
     os.environ.update(RANK=str(env.rank), WORLD_SIZE=str(env.world_size), LOCAL_RANK=str(env.local_rank),
                       MASTER_ADDR=env.master_addr, MASTER_PORT=str(env.master_port))
     cuda = torch.cuda.is_available()
@@ -115,3 +123,9 @@ def teardown() -> None:
 
     if dist.is_initialized():
         dist.destroy_process_group()
+    for key, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _saved_env.clear()

@@ -10,7 +10,6 @@ step, checkpoints and exits (status "preempted") so that a launcher can requeue 
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -364,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_argv(argv, __doc__)
     if isinstance(cfg, int):
         return cfg
+    is_main = distenv.detect().is_main  # read before teardown puts the environment back
     try:
         record = run(cfg)
     except Preempted as e:
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         distenv.teardown()
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main:
         print(f"run {record['run_id']}: {record['status']} -> {Path(cfg.output_dir) / record['run_id']}")
     return 0
 

@@ -30,6 +30,20 @@ def _cache_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("VLJEPA_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def _no_leaked_rank():
+    """A test that trains in this process keeps its process group (the next one reuses it), but the rank
+    and port it exported must not reach the processes later tests start: they would bind the same port."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    before = {k: os.environ.get(k) for k in names}
+    yield
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     """The tests' tiny world on disk (python -m bench.export_world): its whole val split for every task, a
