@@ -258,3 +258,18 @@ def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):
     assert json.loads((out / "sweeps" / "s.json").read_text())["provenance"]["commits"] == ["aaa", "bbb-dirty"]
     assert snapshot(store(["ccc", "ccc"]), tmp_path / "clean", ["s"]) == 2
 
+
+
+def test_committed_records_are_what_their_sweeps_compute_today_from_one_clean_commit():
+    """Every committed sweep's run_ids are the ones its sweep file (with its recorded overrides) computes
+    from today's configs, and all its runs ran at one commit with a clean tree."""
+    from bench.config import load_sweep_config
+    from bench.sweep import expand
+
+    for f in sorted((EXAMPLE / "sweeps").glob("*.json")):
+        rec = json.loads(f.read_text())
+        sweep, path = load_sweep_config(rec["file"])
+        today = {r.run_id for r in expand(sweep, path, rec.get("overrides", []))}
+        assert {r["run_id"] for r in rec["runs"]} == today, f"{f.name}: records from an older config; run it again"
+        commits = {json.loads((EXAMPLE / "runs" / r["run_id"] / "run.json").read_text())["git_commit"] for r in rec["runs"]}
+        assert len(commits) == 1 and not commits.pop().endswith("-dirty"), f"{f.name}: {commits}"
