@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, reference  # noqa: E402
-from bench.curves import REFERENCE_RATE, reduction_factor  # noqa: E402
+from bench.curves import REFERENCE_RATE, monotone, reduction_factor  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 
@@ -168,10 +168,10 @@ def seed_mean_curves(f: pd.DataFrame) -> dict[str, dict[float, tuple[float, floa
 
 
 def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None = None) -> str:
-    """The decode-reduction factor read off the seed-averaged pooled curves (steadier than each run's own
-    when curves are close), beside its control: uniform decoding against itself, which is above 1 when
-    uniform's CIDEr has already saturated below the reference rate (decodes the streams did not need)."""
-    means = {k: {r: v[0] for r, v in c.items()} for k, c in (curves or seed_mean_curves(f)).items()}
+    """The decode-reduction factor read off the seed-averaged pooled curves, fitted monotone (bench/curves.py),
+    beside its control: uniform decoding against itself, above 1 where uniform's CIDEr has saturated below
+    the reference rate (decodes the streams did not need)."""
+    means = {k: monotone({r: v[0] for r, v in c.items()}) for k, c in (curves or seed_mean_curves(f)).items()}
     if "uniform_pooled" not in means or "adaptive_pooled" not in means:
         return ""
     averaged = reduction_factor(means["uniform_pooled"], means["adaptive_pooled"])
@@ -180,12 +180,46 @@ def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None =
     text += f"; control, uniform against itself: {control:.2f}x" if control else ""
     if short:
         return f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr: {text}"
-    runs = _last_evaluation(f[(f["task"] == "streaming") & (f["metric"] == "reduction_factor_pooled")])["value"]
-    found = runs.dropna()
     paper = reference_factor()
-    return (f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr (pooled, seed means): {text}"
-            + (f" (paper: {paper})" if paper else "")
-            + f"; per run: {len(found)} of {len(runs)} reach it" + (f", mean {found.mean():.2f}x" if len(found) else ""))
+    return (f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr (pooled, seed means, monotone fits): {text}"
+            + (f" (paper: {paper})" if paper else ""))
+
+
+def selective_runs(f: pd.DataFrame) -> pd.DataFrame:
+    """Per run at its last evaluation: the factor, its control and the CIDEr gap (pooled), each factor and gap
+    with the run's own 95% bootstrap interval over streams, where its records carry one."""
+    g = _last_evaluation(f[(f["task"] == "streaming") & f["metric"].isin(
+        ["reduction_factor_pooled", "reduction_factor_control_pooled", "cider_gap_pooled"])])
+    rows = []
+    for (seed, rid), run in g.groupby(["seed", "run_id"]):
+        r = run.set_index("metric")
+        row = {"seed": int(seed), "run_id": rid}
+        for m in ("reduction_factor_pooled", "reduction_factor_control_pooled", "cider_gap_pooled"):
+            row[m] = float(r.loc[m, "value"]) if m in r.index else float("nan")
+            row[f"{m} lo"] = float(r.loc[m, "lo"]) if m in r.index and "lo" in r and pd.notna(r.loc[m, "lo"]) else float("nan")
+            row[f"{m} hi"] = float(r.loc[m, "hi"]) if m in r.index and "hi" in r and pd.notna(r.loc[m, "hi"]) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def selective_markdown(f: pd.DataFrame) -> str:
+    """One line per seed: what its own run reads, with intervals from its bootstrap over streams."""
+    runs = selective_runs(f)
+    if runs.empty:
+        return ""
+
+    def cell(r, m, fmt):
+        v, lo, hi = r[m], r[f"{m} lo"], r[f"{m} hi"]
+        if pd.isna(v):
+            return "-"
+        return fmt.format(v) + ("" if pd.isna(lo) else f" ({fmt.format(lo)} to {fmt.format(hi)})")
+
+    lines = ["| seed | reduction factor (95% over streams) | control: uniform against itself | "
+             "CIDEr gap, adaptive - uniform (95% over streams) |", "|---:|---:|---:|---:|"]
+    for _, r in runs.iterrows():
+        lines.append(f"| {r['seed']} | {cell(r, 'reduction_factor_pooled', '{:.2f}x')} | "
+                     f"{cell(r, 'reduction_factor_control_pooled', '{:.2f}x')} | {cell(r, 'cider_gap_pooled', '{:+.1f}')} |")
+    return "\n".join(lines)
 
 
 STRATEGY_NAMES = {"uniform_pooled": "uniform (pooled)", "adaptive_pooled": "adaptive (pooled)",
@@ -215,7 +249,7 @@ def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]
                 lw=2.0 if pooled else 1.0, ls="-" if pooled else "--")
         if strategy in ("uniform_pooled", "adaptive_pooled"):  # the two the factor is read from
             ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.12)
-    means = {k: {r: v[0] for r, v in c.items()} for k, c in curves.items()}
+    means = {k: monotone({r: v[0] for r, v in c.items()}) for k, c in curves.items()}  # what the factor reads
     if "uniform_pooled" in means and REFERENCE_RATE in means["uniform_pooled"]:
         target = means["uniform_pooled"][REFERENCE_RATE]
         ax.axhline(target, color="grey", lw=0.8, ls=":")

@@ -114,8 +114,14 @@ def build(results: Path, out: Path) -> Path:
             paths = figures.selective_decoding(f, sweep, figs)
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "
                          f"{figures.selective_factor(f)}. Lines: the mean over seeds (bands: 95% t-interval for the "
-                         "two the factor is read from); dotted: uniform's CIDEr at the reference rate; the arrow: the "
-                         "rate at which adaptive decoding reaches it.*"]
+                         "two the factor is read from); dotted: uniform's CIDEr at the reference rate (monotone fit); "
+                         "the arrow: the rate at which adaptive decoding's monotone fit reaches it.*"]
+            per_run = figures.selective_markdown(f)
+            if per_run:
+                sections += ["", "Each run's own reading (pooled strategies; bench/tasks/streaming.py): the factor "
+                             "and gap with 95% intervals from a bootstrap over its streams, and the control that "
+                             "shows how much of a factor saturation alone gives:", "", per_run]
+            sections += _power(power.selective_power(f, sweep))
         curves = losses[losses["sweep"] == sweep]
         if len(curves):
             paths = figures.training_loss(curves, sweep, figs)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
+from bench.curves import REFERENCE_RATE
 from bench.data.config import DataConfig, MixtureEntry
 from bench.evalsets.sets import TASK_SETS
 from bench.trackers import missing_packages
@@ -119,9 +120,21 @@ class EvalConfig:
         metadata={"help": "captioning scores (METEOR's Java takes ~8 s a call; the paper reports CIDEr)"})
     decoder_steps: int = field(default=400, metadata={"ge": 1, "help": "Y-decoder training steps before VL-JEPA captions"})
     decoder_clips: int = field(default=2000, metadata={"ge": 1, "help": "train clips whose references train the Y-decoder"})
+    vqa_exclude: list[str] = field(default_factory=list, metadata={
+        "identity": "unless_default",
+        "help": "VQA question kinds left out of the headline accuracy (still reported per kind, and all "
+                "kinds as accuracy_all): kinds the X-encoder cannot answer"})
     streams: int = field(default=8, metadata={"ge": 1, "help": "long streams for selective decoding"})
     stream_rates: list[float] = field(default_factory=lambda: [2.0, 1.0, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05],
                                       metadata={"help": "decodes per second swept by selective decoding"})
+    stream_strategies: list[Literal["uniform", "adaptive", "uniform_pooled", "adaptive_pooled", "online"]] = field(
+        default_factory=lambda: ["uniform", "adaptive", "uniform_pooled", "adaptive_pooled", "online"],
+        metadata={"identity": "unless_default",
+                  "help": "selective-decoding strategies to decode (each costs its decodes; the factor and gap "
+                          "need a uniform and an adaptive of the same kind)"})
+    stream_bootstrap: int = field(default=1000, metadata={
+        "ge": 0, "identity": "unless_default",
+        "help": "bootstrap resamples of the streams for the intervals of the reduction factor and the gap"})
 
     def check(self) -> None:
         for task, names in self.sets.items():
@@ -132,6 +145,11 @@ class EvalConfig:
             dup = sorted({n for n in names if names.count(n) > 1})
             if dup:
                 raise ValueError(f"sets.{task} names {dup} more than once")
+        if len(set(self.stream_strategies)) != len(self.stream_strategies) or not self.stream_strategies:
+            raise ValueError(f"stream_strategies {self.stream_strategies} must name each strategy once, at least one")
+        if "streaming" in self.tasks and REFERENCE_RATE not in self.stream_rates:
+            raise ValueError(f"stream_rates {self.stream_rates} must include the reference rate {REFERENCE_RATE:g} Hz: "
+                             "the reduction factor is read against uniform decoding at it")
         unknown = [t for t in self.tasks if t not in TASK_SETS]
         if unknown:
             raise ValueError(f"tasks has unknown tasks {unknown}; known: {', '.join(TASK_SETS)}")

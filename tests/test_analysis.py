@@ -232,6 +232,25 @@ def test_ablation_tables_show_the_no_vision_prior_beside_chance():
     assert "VQA (chance; prior)" in md and "(24.5; 39.2)" in md
 
 
+def test_selective_decoding_is_read_per_run_with_its_interval_and_judged_on_the_gap_across_seeds():
+    from analysis.figures import selective_markdown
+    from analysis.power import selective_power
+
+    rows = []
+    for seed, gap in enumerate([3.0, 4.0, 5.0]):
+        base = {"sweep": "sel", "seed": seed, "run_id": f"r{seed}", "samples_seen": 48, "task": "streaming"}
+        rows += [{**base, "metric": "cider_gap_pooled", "value": gap, "lo": gap - 2, "hi": gap + 2},
+                 {**base, "metric": "reduction_factor_pooled", "value": 2.0 + seed, "lo": 1.0, "hi": 4.0},
+                 {**base, "metric": "reduction_factor_control_pooled", "value": 1.0, "lo": None, "hi": None}]
+    f = pd.DataFrame(rows)
+    md = selective_markdown(f)
+    assert "| 1 | 3.00x (1.00x to 4.00x) | 1.00x | +4.0 (+2.0 to +6.0) |" in md
+    (row,) = selective_power(f, "sel")
+    assert row["n"] == 3 and row["mean"] == pytest.approx(4.0) and row["verdict"] == "reproduced"
+    f.loc[f["metric"] == "cider_gap_pooled", "value"] = [-3.0, -4.0, -5.0]
+    assert selective_power(f, "sel")[0]["verdict"] == "contradicted"  # the paper's direction, with no number
+
+
 def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):
     from analysis.snapshot import ProvenanceError, snapshot
 

@@ -78,11 +78,56 @@ def test_reduction_factor_interpolates():
     assert reduction_factor(uniform, {0.5: 1.0, 1.0: 2.0}) is None
 
 
+def test_curves_are_read_monotone_and_the_control_shows_saturation():
+    from bench.curves import mean_gap, monotone
+
+    # uniform's CIDEr wobbles: at 0.5 Hz it scores above itself at 1 Hz by chance; read raw, the crossing
+    # falls between swept rates and the reading follows the wobble; read monotone, the wobble is pooled
+    # into a flat stretch, which the control reports as what it is: uniform had saturated by 0.5 Hz
+    uniform = {0.25: 10.0, 0.5: 21.0, 1.0: 20.0, 2.0: 30.0}
+    assert reduction_factor(uniform, uniform) == pytest.approx(1 / (0.25 + 10 / 11 * 0.25))
+    fit = monotone(uniform)
+    assert fit == {0.25: 10.0, 0.5: 20.5, 1.0: 20.5, 2.0: 30.0}
+    assert reduction_factor(fit, fit) == pytest.approx(2.0)
+    steady = monotone({0.25: 10.0, 0.5: 15.0, 1.0: 20.0, 2.0: 30.0})
+    assert reduction_factor(steady, steady) == 1.0  # no saturation: uniform against itself saves nothing
+    # the gap: adaptive 4 above uniform at every rate -> 4, whatever the spacing of the rates
+    assert mean_gap(steady, {r: v + 4 for r, v in steady.items()}) == pytest.approx(4.0)
+    assert mean_gap({0.1: 0.0, 1.0: 0.0}, {0.1: 0.0, 1.0: 2.0}) == pytest.approx(1.0)  # linear in log rate
+
+
+def test_per_item_cider_averages_to_the_corpus_score():
+    from bench.tasks.captionmetrics import caption_scores, cider_items
+
+    refs = {"a": ["a red ball moves left", "the red ball goes left"], "b": ["a blue cube jumps", "blue cube jumping"],
+            "c": ["a small green ball", "green ball small"]}
+    cands = {"a": "red ball moves left", "b": "a blue ball jumps", "c": "a large red cube"}
+    items = cider_items(cands, refs)
+    assert np.mean(items) == pytest.approx(caption_scores(cands, refs, ("CIDEr",))["CIDEr"])
+    assert items[0] > items[2]  # in the order given
+
+
+def test_the_decoder_ceiling_is_scored_without_the_reference_it_decoded():
+    from bench.tasks.captioning import held_out, nearest_captions
+    from bench.tasks.captionmetrics import caption_scores
+
+    refs = {"0": ["a red ball moves left", "the red ball goes left", "red ball heading left"],
+            "1": ["a blue cube jumps", "the blue cube hops", "blue cube jumping up"]}
+    decoded = {k: r[-1] for k, r in refs.items()}  # a perfect autoencoder: the paraphrase it was given, back
+    rest = held_out(refs)
+    assert all(decoded[k] not in rest[k] and rest[k] == refs[k][:-1] for k in refs)
+    echo = caption_scores(decoded, refs, ("CIDEr",))["CIDEr"]
+    assert caption_scores(decoded, rest, ("CIDEr",))["CIDEr"] < echo  # scoring it against itself inflated it
+    assert held_out({"0": ["only one"]}) == {"0": ["only one"]}
+    bank = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    assert nearest_captions(torch.tensor([[0.9, 0.1], [0.2, 3.0]]), bank, ["x", "y", "xy"]) == ["x", "y"]
+
+
 @pytest.fixture(scope="module")
 def ctx():
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
         "eval.size=24", "eval.streams=2", f"eval.tasks={sorted(TASKS)}", "eval.batch=12", "eval.decoder_steps=10",
-        "eval.stream_rates=[1.0, 0.5, 0.25]", "model.decoder.max_tokens=8"))
+        "eval.stream_rates=[1.0, 0.5, 0.25]", "eval.stream_bootstrap=50", "model.decoder.max_tokens=8"))
     world = ShapesWorld(cfg.data.shapes)
     source = TrainSamples(cfg.data, 0, world)
     return EvalContext.from_config(cfg, load_sets(cfg, world), stage_queries("pretrain"),
@@ -103,8 +148,19 @@ def test_every_twin_runs_every_task(name, ctx):
         assert np.isfinite(r["value"]) or r["metric"].startswith("reduction_factor")
         if r["task"] in ("classification", "vqa", "world"):
             assert r["chance"] is not None and 0 < r["chance"] < 100
+    if name == "vljepa":  # every strategy's curve; the readings with their bootstrap intervals over streams
+        stream = {(r["metric"], r.get("rate_hz")): r for r in recs if r["task"] == "streaming"}
+        assert {m for m, _ in stream if m.startswith("CIDEr_")} == {f"CIDEr_{s}" for s in ctx.eval.stream_strategies}
+        for m in ("reduction_factor", "reduction_factor_pooled", "cider_gap", "cider_gap_pooled"):
+            r = stream[(m, None)]
+            assert r["lo"] <= r["value"] <= r["hi"] or not np.isfinite(r["value"])
+        assert stream[("reduction_factor_control_pooled", None)]["value"] >= 1.0
     caption_metrics = {r["metric"] for r in recs if r["task"] == "captioning"}
-    assert ("CIDEr_decoder_ceiling" in caption_metrics) == (name == "vljepa")  # only a model with a Y-decoder
+    for m in ("CIDEr_decoder_ceiling", "CIDEr_heldout", "CIDEr_nearest_caption"):
+        assert (m in caption_metrics) == (name == "vljepa")  # only a model with a Y-decoder
+    for r in recs:  # a mean over items carries its standard error over them: the evaluation's own noise
+        if r["metric"] in ("top1", "top5", "accuracy", "t2v_R@1", "CIDEr"):
+            assert r["se"] > 0 or r["value"] in (0.0, 100.0), r
     if name == "vljepa":
         assert model.decoder is None  # the grid-point decoder is detached again
 
@@ -152,21 +208,33 @@ def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
     cls = kept[("classification", "shapes")]
     assert 100 * np.mean([r["top5"][0] == r["label"] for r in cls]) == pytest.approx(recs[("classification", "top1")])
     vqa = kept[("vqa", "shapes")]
-    assert len(vqa) == 24 and 100 * np.mean([r["chosen"] == r["answer"] for r in vqa]) == pytest.approx(recs[("vqa", "accuracy")])
+    answerable = [r for r in vqa if r["kind"] != "shape"]  # base/tiny.yaml: eval.vqa_exclude: [shape]
+    right = lambda rows: 100 * np.mean([r["chosen"] == r["answer"] for r in rows])  # noqa: E731
+    assert len(vqa) == 24 and right(vqa) == pytest.approx(recs[("vqa", "accuracy_all")])
+    assert right(answerable) == pytest.approx(recs[("vqa", "accuracy")])
 
 
-def test_no_vision_priors_use_the_other_items_answers():
+def test_no_vision_priors_are_the_best_constant_answer_and_never_below_chance():
     from bench.evalsets.sets import ChoiceSet
     from bench.tasks.classification import prior_hits
-    from bench.tasks.vqa import prior_choices
+    from bench.tasks.vqa import prior_choices, summarise
 
-    # colour questions answered "red" 3 times of 4: the prior answers red and is right on those three;
-    # the blue item's own answer is left out of its counts (red 3 : blue 0), so it is wrong there
-    s = ChoiceSet("t", None, [0] * 5, [""] * 5,
-                  [("red", "blue"), ("blue", "red"), ("red", "blue"), ("blue", "red"), ("yes", "no")],
-                  [0, 1, 0, 0, 1], ["colour"] * 4 + ["exists"])
-    assert prior_choices(s) == [0, 1, 0, 1, 0]
-    assert [p == a for p, a in zip(prior_choices(s), s.answers)] == [True, True, True, False, False]
+    # colour questions answered "red" 3 times of 4: the prior answers red everywhere (right 3 of 4);
+    # a balanced yes/no kind scores chance (a leave-one-out count would score it 0)
+    s = ChoiceSet("t", None, [0] * 6, [""] * 6,
+                  [("red", "blue"), ("blue", "red"), ("red", "blue"), ("blue", "red"), ("yes", "no"), ("yes", "no")],
+                  [0, 1, 0, 0, 0, 1], ["colour"] * 4 + ["exists"] * 2)
+    assert prior_choices(s) == [0, 1, 0, 1, 0, 0]
+    assert [p == a for p, a in zip(prior_choices(s), s.answers)] == [True, True, True, False, True, False]
     labels = torch.tensor([2, 2, 2, 0, 1])
     assert prior_hits(labels, 4, 1).tolist() == [True, True, True, False, False]  # class 2 is the majority
-    assert prior_hits(labels, 4, 3).tolist() == [True] * 5  # 3 of 4 classes: the ones with any other item
+    assert prior_hits(labels, 4, 3).tolist() == [True] * 5
+    balanced = torch.arange(48).repeat(5)
+    assert prior_hits(balanced, 48, 1).float().mean() == pytest.approx(1 / 48)  # chance, not 0
+    assert prior_hits(balanced, 48, 5).float().mean() == pytest.approx(5 / 48)
+    # the headline leaves out kinds the encoder cannot answer; accuracy_all keeps them
+    rows = {"colour": [(True, 0.5, True), (True, 0.5, False)], "shape": [(False, 0.5, True), (False, 0.5, False)]}
+    recs = {r["metric"]: r for r in summarise("vqa", rows, exclude=["shape"])}
+    assert recs["accuracy"]["value"] == 100 and recs["accuracy_all"]["value"] == 50
+    assert recs["accuracy"]["prior"] == 50 and recs["accuracy_shape"]["value"] == 0
+    assert "accuracy_all" not in {r["metric"] for r in summarise("vqa", rows)}

@@ -65,3 +65,21 @@ def caption_scores(candidates: Mapping[str, str], references: Mapping[str, Seque
         else:
             raise KeyError(f"unknown captioning metric {name!r}; known: CIDEr, BLEU-4, METEOR, ROUGE-L")
     return out
+
+
+def cider_items(candidates: Mapping[str, str], references: Mapping[str, Sequence[str]],
+                tokenized: Mapping[str, str] | None = None) -> list[float]:
+    """CIDEr-D of each candidate (in the order of `candidates`), its document frequencies taken from all the
+    references given: the corpus CIDEr is their mean, and any subset's mean is that subset's score with the
+    whole corpus's frequencies (what a bootstrap over items resamples)."""
+    from pycocoevalcap.cider.cider import Cider
+
+    tok = dict(tokenized or {})
+    missing = [t for t in [*candidates.values(), *(r for refs in references.values() for r in refs)] if t not in tok]
+    tok.update(ptb_tokenize(missing))
+    keys = list(candidates)
+    res = {k: [tok[candidates[k]]] for k in keys}
+    gts = {k: [tok[r] for r in references[k]] for k in keys}
+    _, scores = Cider().compute_score(gts, res)
+    by_key = dict(zip(gts.keys(), (float(v) for v in scores)))  # Cider scores in its own key order
+    return [by_key[k] for k in keys]

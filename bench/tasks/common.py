@@ -79,8 +79,15 @@ def _no_texts() -> list[str]:
 
 
 def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:
-    """One metric record: the unit every table and figure is built from."""
+    """One metric record: the unit every table and figure is built from. Where a metric is a mean over items,
+    `se` is its standard error over them: the evaluation's own noise, beside which a seed's is read."""
     return {"task": task, "metric": name, "value": float(value), "chance": None if chance is None else float(chance), **extra}
+
+
+def item_se(values) -> float:
+    """The standard error of a mean over items (sample SD / sqrt(n)); 0 for a single item."""
+    v = np.asarray(values, dtype=float).ravel()
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
 def clip_batches(ctx: EvalContext, visuals: Visuals, indices: Sequence[int],

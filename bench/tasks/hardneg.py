@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from bench.evalsets.sets import HardNegativeSet
-from bench.tasks.common import EvalContext, metric
+from bench.tasks.common import EvalContext, item_se, metric
 
 
 def run(model, ctx: EvalContext, s: HardNegativeSet) -> list[dict]:
@@ -28,6 +28,7 @@ def run(model, ctx: EvalContext, s: HardNegativeSet) -> list[dict]:
             wins.setdefault(kind, []).append((win, 100 / (1 + len(ns))))
 
     def rec(name: str, rows: list) -> dict:
-        return metric("hardneg", name, 100 * np.mean([w for w, _ in rows]), np.mean([c for _, c in rows]), n=len(rows))
+        return metric("hardneg", name, 100 * np.mean([w for w, _ in rows]), np.mean([c for _, c in rows]), n=len(rows),
+                      se=100 * item_se([w for w, _ in rows]))
 
     return [rec("accuracy", [w for ws in wins.values() for w in ws])] + [rec(f"accuracy_{k}", v) for k, v in sorted(wins.items())]
