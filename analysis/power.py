@@ -66,9 +66,13 @@ def seeds_needed(effect: float, sd: float, target: float = POWER) -> int | None:
     return lo
 
 
-def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int | None = None) -> dict:
+def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int | None = None,
+           eval_se: float | None = None) -> dict:
     """Everything above for one paired comparison's per-seed differences. direction (+1 or -1): the sign the
-    paper claims where it gives no number for this difference (verdicts then still say which way)."""
+    paper claims where it gives no number for this difference (verdicts then still say which way).
+    eval_se: the evaluation's own noise in one seed's difference (see eval_noise), shown beside the seed SD,
+    which contains it: where the two are close, larger eval sets would narrow the interval; where the
+    seed SD is far larger, only more seeds would."""
     d = diffs.dropna().astype(float)
     mean, half, n = interval(d)
     sd = float(d.std(ddof=1)) if n > 1 else float("nan")
@@ -82,20 +86,31 @@ def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int |
         verdict = "contradicted"
     return {"n": n, "mean": mean, "half": half, "sd": sd, "mde": minimum_detectable_effect(sd, n),
             "paper": paper_effect, "seeds_needed": seeds_needed(paper_effect, sd) if paper_effect else None,
-            "verdict": verdict}
+            "verdict": verdict, "eval_se": eval_se}
+
+
+def eval_noise(se_a: float | None, se_b: float | None) -> float | None:
+    """The standard error a difference of two runs' metrics has from their evaluation items alone (each a
+    mean over items with standard error se): sqrt(se_a^2 + se_b^2), an upper bound where both runs see the
+    same items (their errors correlate)."""
+    if se_a is None or se_b is None or pd.isna(se_a) or pd.isna(se_b):
+        return None
+    return float((se_a ** 2 + se_b ** 2) ** 0.5)
 
 
 def power_markdown(rows: list[dict]) -> str:
     """rows: {"comparison", "metric", **paired(...)}: one line each."""
     if not rows:
         return ""
-    lines = ["| comparison | metric | seeds | Δ (95% interval) | seed SD of Δ | smallest Δ detectable (80% power) | "
-             "paper Δ | seeds for the paper's Δ | verdict |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| comparison | metric | seeds | Δ (95% interval) | seed SD of Δ | of which evaluation (SE) | "
+             "smallest Δ detectable (80% power) | paper Δ | seeds for the paper's Δ | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         paper = "-" if r["paper"] is None else f"{r['paper']:+.1f}"
         need = "-" if r["paper"] is None else (f"{r['seeds_needed']:,}" if r["seeds_needed"] else f"> {MAX_SEEDS:,}")
+        noise = "-" if r.get("eval_se") is None else f"{r['eval_se']:.1f}"
         lines.append(f"| {r['comparison']} | {r['metric']} | {r['n']} | {r['mean']:+.1f} ± {r['half']:.1f} | "
-                     f"{r['sd']:.1f} | {r['mde']:.1f} | {paper} | {need} | {r['verdict']} |")
+                     f"{r['sd']:.1f} | {noise} | {r['mde']:.1f} | {paper} | {need} | {r['verdict']} |")
     return "\n".join(lines)
 
 
@@ -115,8 +130,9 @@ def ablation_power(table: pd.DataFrame) -> list[dict]:
             diffs = pd.Series(r[f"{lab} per seed"], dtype=float) - pd.Series(first[f"{lab} per seed"], dtype=float)
             a, b = _number(r[f"{lab} paper"]), _number(first[f"{lab} paper"])
             paper = a - b if a is not None and b is not None else None
+            noise = eval_noise(_number(r.get(f"{lab} se")), _number(first.get(f"{lab} se")))
             rows.append({"comparison": f"{r['setting']} - {first['setting']}", "metric": lab,
-                         **paired(diffs, paper)})
+                         **paired(diffs, paper, eval_se=noise)})
     return rows
 
 
@@ -141,8 +157,10 @@ def comparison_power(frame: pd.DataFrame, sweep: str, metrics: list[tuple[str, s
         paper = None
         if col and set(models) <= set(ref.index):
             paper = float(ref.loc[models[0], col] - ref.loc[models[1], col])
+        se = {m: _number(((g[g["model"] == m]["se"].astype(float) ** 2).mean()) ** 0.5) if "se" in g else None
+              for m in models}
         rows.append({"comparison": f"{models[0]} - {models[1]} at {int(last['samples_seen'].max()):,}",
-                     "metric": f"{task}/{metric}", **paired(a - b, paper)})
+                     "metric": f"{task}/{metric}", **paired(a - b, paper, eval_se=eval_noise(*se.values()))})
     return rows
 
 

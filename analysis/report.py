@@ -43,8 +43,9 @@ def _power(rows: list[dict]) -> list[str]:
     """The power of each paired comparison (analysis/power.py), as a report section."""
     if not rows:
         return []
-    return ["", "Power of each paired comparison (seed SD of the difference; the smallest difference a paired "
-            "t-test finds with 80% power at these seeds; the seeds the paper's difference would need):", "",
+    return ["", "Power of each paired comparison (seed SD of the difference, and the part of it the evaluation "
+            "items alone would give, from the records' standard errors; the smallest difference a paired t-test "
+            "finds with 80% power at these seeds; the seeds the paper's difference would need):", "",
             power.power_markdown(rows)]
 
 

@@ -50,6 +50,8 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
             chance = g[(g["task"] == task) & (g["metric"] == metric)]["chance"].mean()
             prior = g[(g["task"] == task) & (g["metric"] == metric)]["prior"].mean() if "prior" in g else float("nan")
             row[f"{label} prior"] = prior  # the no-vision prior (records since it was added; NaN before)
+            se = g[(g["task"] == task) & (g["metric"] == metric)]["se"] if "se" in g else pd.Series(dtype=float)
+            row[f"{label} se"] = float((se.astype(float) ** 2).mean() ** 0.5) if se.notna().any() else float("nan")
             row[label] = interval(vals)
             row[f"{label} per seed"] = vals.to_dict()
             row[f"{label} chance"] = chance

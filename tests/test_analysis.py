@@ -251,6 +251,19 @@ def test_selective_decoding_is_read_per_run_with_its_interval_and_judged_on_the_
     assert selective_power(f, "sel")[0]["verdict"] == "contradicted"  # the paper's direction, with no number
 
 
+def test_power_rows_show_the_evaluation_noise_beside_the_seed_noise():
+    from analysis.power import ablation_power, power_markdown
+    from analysis.tables import ablation_table
+
+    rows = [{"sweep": "a", "order": i, "setting_key": setting, "seed": seed, "samples_seen": 64, "budget": 64,
+             "task": "vqa", "metric": "accuracy", "value": 50.0 + seed + 5 * i, "chance": 24.5, "prior": 30.0,
+             "se": 3.0 if setting == "x" else 4.0, "run_id": f"{setting}{seed}"}
+            for i, setting in enumerate(["x", "y"]) for seed in (0, 1, 2)]
+    (row,) = [r for r in ablation_power(ablation_table(pd.DataFrame(rows), "a", "setting_key")) if r["metric"] == "VQA"]
+    assert row["eval_se"] == pytest.approx(5.0)  # sqrt(3^2 + 4^2): items alone, each run's own mean over them
+    assert "| of which evaluation (SE) |" in power_markdown([{**row, "comparison": "y - x", "metric": "VQA"}])
+
+
 def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):
     from analysis.snapshot import ProvenanceError, snapshot
 
