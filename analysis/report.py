@@ -20,7 +20,7 @@ from analysis.records import metrics, training_curves
 from bench.results import SWEEPS
 
 ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "depth": "depth",
-                  "pretraining": "pretraining", "y_encoder": "y_encoder"}
+                  "pretraining": "pretraining", "y_encoder": "y_encoder", "lm_init": "lm_init"}
 
 
 def _command(results: Path, sweep: str) -> str:

@@ -9,6 +9,7 @@ import torch.nn as nn
 from bench.cache import cache_dir
 from bench.config import RunConfig
 from bench.data.tokenizer import build_shapes_tokenizer
+from bench.textlm import with_pretrained_lm
 from models import registry
 from models.config import ModelConfig
 
@@ -30,5 +31,10 @@ def resolve_model_config(model: ModelConfig) -> ModelConfig:
     return dataclasses.replace(model, lm=lm, y_encoder=y)
 
 
-def build_model(cfg: RunConfig, meta: bool = False) -> nn.Module:
-    return registry.build(resolve_model_config(cfg.model), seed=cfg.seed, meta=meta)
+def build_model(cfg: RunConfig, meta: bool = False, rank: int = 0, log=print) -> nn.Module:
+    """The model of a run config. A text-pretrained LM (model.lm.text_pretraining) is built once per
+    machine by rank 0 and loaded as a pretrained backbone; meta=True only needs its architecture."""
+    model = resolve_model_config(cfg.model)
+    if not meta:
+        model = dataclasses.replace(model, lm=with_pretrained_lm(model.lm, cfg.data, rank, log))
+    return registry.build(model, seed=cfg.seed, meta=meta)

@@ -39,7 +39,7 @@ from bench.checkpoint import checkpoint_meta, model_state, read_latest
 from bench.config import RunConfig
 from bench.configlib import from_dict, to_dict
 from bench.results import RunDir, read_json, write_json
-from models.config import BackboneConfig, ModelConfig
+from models.config import BackboneConfig, ModelConfig, TextPretrainingConfig
 from models.encoders import load_tokenizer, resolve_source
 
 FORMAT = "vljepa-bench-export/1"
@@ -76,6 +76,8 @@ def portable_model_config(model: ModelConfig, out: Path) -> ModelConfig:
             load_tokenizer(sub.tokenizer, sub.backbone.pretrained).save_pretrained(out / folder)
         sections[section] = dataclasses.replace(sub, backbone=portable_backbone(sub.backbone),
                                                 tokenizer=folder if source else "")
+    # a text-pretrained LM's weights are in the checkpoint too: the export never pretrains again
+    sections["lm"] = dataclasses.replace(sections["lm"], text_pretraining=TextPretrainingConfig())
     x = dataclasses.replace(model.x_encoder, backbone=portable_backbone(model.x_encoder.backbone))
     return dataclasses.replace(model, x_encoder=x, **sections)
 

@@ -30,7 +30,8 @@ from bench.sweepstatus import RunStatus, clock, statuses, summary, table
 from models import registry
 
 # what the runs of one comparison group (one seed) must share unless the sweep varies it
-PARITY_KEYS = ("model.x_encoder", "model.lm.tokenizer", "data", "train.budget", "train.global_batch",
+PARITY_KEYS = ("model.x_encoder", "model.lm.tokenizer", "model.lm.backbone", "model.lm.text_pretraining",
+               "data", "train.budget", "train.global_batch",
                "train.stages", "eval")
 
 
@@ -141,8 +142,11 @@ def check_eval_sets(runs: list[SweepRun]) -> list[str]:
 
 
 def _value(cfg_dict: dict, dotted: str) -> Any:
+    """The value at a dotted key of an identity dict; "default" where it leaves a default-valued key out."""
     node: Any = cfg_dict
     for part in dotted.split("."):
+        if part not in node:
+            return "default"
         node = node[part]
     return node
 

@@ -150,7 +150,7 @@ class Run:
     def _execute(self) -> dict[str, Any]:
         self.replaced_examples = []
         seed_process(self.cfg.seed, self.env.rank)
-        model = build_model(self.cfg)
+        model = build_model(self.cfg, rank=self.env.rank, log=self.log)
         self.world = ShapesWorld(self.cfg.data.shapes) if self.cfg.data.source == "shapes" else None
         ckpts = Checkpoints(self.dir.checkpoints, self.cfg.train.keep_checkpoints, self.env.rank, self.log)
         latest = ckpts.latest()

@@ -47,6 +47,22 @@ class XEncoderConfig:
 
 
 @dataclass
+class TextPretrainingConfig:
+    """A one-off causal-LM pretraining of a random LM backbone on the training data's own text (captions,
+    queries, answers; no video), before any run: what Llama-3's pretraining is to the paper's twins, at the
+    tiny scale. Done once per machine and cached (bench/textlm.py), keyed by the LM's architecture, its
+    tokenizer, the data's text and this recipe; every run that names the same recipe starts from the same
+    weights. samples 0 keeps the random initialisation."""
+
+    samples: int = field(default=0, metadata={"ge": 0, "help": "texts to pretrain on; 0 = none (random LM)"})
+    batch: int = field(default=64, metadata={"ge": 1})
+    lr: float = field(default=1.0e-3, metadata={"gt": 0.0, "help": "peak LR (AdamW), linear warm-up then cosine to 0"})
+    warmup: float = field(default=0.05, metadata={"ge": 0.0, "lt": 1.0, "help": "warm-up as a fraction of the steps"})
+    weight_decay: float = field(default=0.1, metadata={"ge": 0.0})
+    seed: int = field(default=0, metadata={"help": "the corpus order and the LM's dropout; not the run's seed"})
+
+
+@dataclass
 class LMConfig:
     """The causal LM whose layers form the VL-JEPA predictor, or the VLM's trunk."""
 
@@ -56,10 +72,15 @@ class LMConfig:
     train_embeddings: bool = field(default=True, metadata={"help": "train the LM's token embeddings (and tied head)"})
     max_query_tokens: int = field(default=64, metadata={"ge": 1})
     max_target_tokens: int = field(default=48, metadata={"ge": 1})
+    text_pretraining: TextPretrainingConfig = field(default_factory=TextPretrainingConfig, metadata={
+        "identity": "unless_default", "help": "pretrain the random LM on the data's text first (tiny preset)"})
 
     def check(self) -> None:
         if not LAYER_SLICE.match(self.layers):
             raise ModelConfigError(f"lm.layers={self.layers!r} is not a slice like '-8:', '0:2' or ':'")
+        if self.text_pretraining.samples and self.backbone.pretrained:
+            raise ModelConfigError(f"lm.text_pretraining.samples={self.text_pretraining.samples} pretrains a random "
+                                   f"LM, but lm.backbone.pretrained={self.backbone.pretrained!r} loads one: set one")
 
     def layer_slice(self) -> slice:
         m = LAYER_SLICE.match(self.layers)
