@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from analysis import figures, power, tables
+from analysis import captions, figures, power, tables
 from analysis.records import metrics, training_curves
 from bench.results import SWEEPS
 
@@ -95,6 +95,11 @@ def build(results: Path, out: Path) -> Path:
             comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
             sections.append(tables.comparison_markdown(comp))
             sections += _power(power.comparison_power(f, sweep, [(t, m) for t, m, _ in panels]))
+            attrs = captions.attribute_markdown(captions.attribute_frame(results, sweep))
+            if attrs:
+                sections += ["", "What the captions get right, fact by fact (percent of items, mean ± 95% over seeds; "
+                             "analysis/captions.py reads each caption's facts back; size over the captions that "
+                             "state one; the prior: one constant caption's score):", "", attrs]
         else:
             swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
             key = next((k for k in swept if k in f.columns), None)

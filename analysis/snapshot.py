@@ -1,5 +1,6 @@
-"""Copy the records of finished sweeps (no checkpoints) into a small folder that can be committed, so the
-report and its tests work without training first. Runs of the folder that no sweep lists any more are removed.
+"""Copy the records of finished sweeps (no checkpoints; of the per-item outputs only the captions of each run's
+last evaluation) into a small folder that can be committed, so the report and its tests work without training
+first. Runs of the folder that no sweep lists any more are removed.
 
     python -m analysis.snapshot --results results --out results/example --sweeps loss
 
@@ -17,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.results import RECORD_FILES, RUNS, SWEEPS, RunDir
+from bench.results import PREDICTIONS, RECORD_FILES, RUNS, SWEEPS, RunDir
 
 
 class ProvenanceError(ValueError):
@@ -65,9 +66,22 @@ def snapshot(results: Path, out: Path, sweeps: list[str], allow_dirty: bool = Fa
             for f in RECORD_FILES:
                 if (src / f).is_file():
                     shutil.copy2(src / f, dst / f)
+            _copy_last_captions(src, dst)
             copied += 1
     prune(out)
     return copied
+
+
+def _copy_last_captions(src: Path, dst: Path) -> None:
+    """The captions of a run's last evaluation that has any (predictions/<samples>/captioning__*.jsonl): what
+    the report's per-attribute caption scores read, and what anyone can rescore CIDEr from."""
+    folders = sorted(p.parent for p in (src / PREDICTIONS).glob("*/captioning__*.jsonl"))
+    shutil.rmtree(dst / PREDICTIONS, ignore_errors=True)
+    if folders:
+        last = folders[-1]
+        for f in sorted(last.glob("captioning__*.jsonl")):
+            (dst / PREDICTIONS / last.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, dst / PREDICTIONS / last.name / f.name)
 
 
 def prune(out: Path) -> list[str]:

@@ -305,3 +305,43 @@ def test_committed_records_are_what_their_sweeps_compute_today_from_one_clean_co
         assert {r["run_id"] for r in rec["runs"]} == today, f"{f.name}: records from an older config; run it again"
         commits = {json.loads((EXAMPLE / "runs" / r["run_id"] / "run.json").read_text())["git_commit"] for r in rec["runs"]}
         assert len(commits) == 1 and not commits.pop().endswith("-dirty"), f"{f.name}: {commits}"
+
+
+def test_caption_facts_are_scored_against_the_canonical_reference(tmp_path):
+    from analysis.captions import PRIOR, attribute_frame, attribute_markdown, score_rows
+    from analysis.snapshot import snapshot
+
+    refs = [["a small red circle moves left next to a blue square then the light comes on", "a paraphrase"],
+            ["a large green star rotates", "another"]]
+    rows = [{"item": 0, "references": refs[0], "prediction": "a tiny crimson disc slides to the left beside a navy box "
+             "and the lamp switches on", "ceiling": "a small blue circle moves left"},
+            {"item": 1, "references": refs[1], "prediction": "a lime starburst spins next to a red box",
+             "ceiling": "a huge green star rotates"}]
+    s = score_rows(rows)
+    assert s[("prediction", "colour")] == s[("prediction", "motion")] == s[("prediction", "event")] == 100.0
+    assert s[("prediction", "distractor")] == 50.0  # the second adds a distractor the clip lacks
+    assert s[("prediction", "size")] == 100.0  # over the one caption that states a size
+    assert s[("ceiling", "colour")] == 50.0 and s[("ceiling", "distractor")] == 50.0 and s[("ceiling", "event")] == 50.0
+    assert s[(PRIOR, "size")] == 50.0 and ("nearest_caption", "colour") not in s
+
+    # through a results store: the snapshot keeps the captions of each run's last evaluation only
+    results = tmp_path / "results"
+    (results / "sweeps").mkdir(parents=True)
+    runs = [{"run_id": f"r{i}", "seed": i, "condition": "c", "point": {}} for i in range(2)]
+    (results / "sweeps" / "s.json").write_text(json.dumps({"name": "s", "runs": runs, "swept": []}))
+    for i in range(2):
+        run = results / "runs" / f"r{i}"
+        for samples, preds in ((8000, rows[:1]), (16000, rows)):
+            (run / "predictions" / f"{samples:012d}").mkdir(parents=True)
+            (run / "predictions" / f"{samples:012d}" / "captioning__shapes.jsonl").write_text(
+                "".join(json.dumps(r) + "\n" for r in preds))
+        (run / "predictions" / f"{16000:012d}" / "vqa__shapes.jsonl").write_text("{}\n")
+        (run / "run.json").write_text(json.dumps({"run_id": f"r{i}", "status": "done", "git_commit": "aaa",
+                                                  "model": "vljepa", "seed": i}))
+    out = tmp_path / "out"
+    assert snapshot(results, out, ["s"]) == 2
+    kept = sorted(str(p.relative_to(out)) for p in out.glob("runs/*/predictions/*/*"))
+    assert kept == [f"runs/r{i}/predictions/000000016000/captioning__shapes.jsonl" for i in range(2)]
+    frame = attribute_frame(out, "s")
+    assert set(frame["samples_seen"]) == {16000} and len(frame[frame["source"] == "prediction"]) == 10
+    assert "| vljepa: decoder ceiling | 50.0 ± 0.0 |" in attribute_markdown(frame)

@@ -279,3 +279,22 @@ def test_manifest_skip_replaces_and_counts(tmp_path):
 def test_contact_sheet_renders(tmp_path, world):
     path = contact_sheet(world, 3, tmp_path)
     assert path.is_file() and path.stat().st_size > 10_000
+
+
+def test_every_paraphrase_reads_back_as_its_scene():
+    from bench.data.text import read_caption, scene_reading
+    world = ShapesWorld(ShapesConfig(val_size=200))
+    unsaid = 0
+    for i in range(world.size("val")):
+        truth = scene_reading(world.scene("val", i))
+        refs = world.references("val", i)
+        assert read_caption(refs[0]) == truth  # the canonical caption says every fact
+        for ref in refs:
+            got = read_caption(ref)
+            if got["size"] == "none":  # the only fact a paraphrase may leave out
+                unsaid += 1
+                got["size"] = truth["size"]
+            assert got == truth, ref
+    assert unsaid  # and some do
+    assert read_caption("a big crimson disc twirls beside a navy box as everything lights up") == {
+        "colour": "red", "size": "large", "motion": "rotate", "distractor": "blue", "event": "light_on"}

@@ -154,3 +154,37 @@ def vocabulary() -> list[str]:
     pieces.extend(SHAPE_WORDS)
     vocab = {w for p in pieces for w in words(re.sub(r"\{[a-z]*\}", " ", p))}
     return sorted(vocab)
+
+
+ATTRIBUTES = ("colour", "size", "motion", "distractor", "event")
+
+
+def _first(text: str, table: dict[str, list[str]]) -> tuple[int, str]:
+    """(position, meaning) of the earliest phrase of the table in text (whole words), or (len, "none")."""
+    best = (len(text), "none")
+    for meaning, phrases in table.items():
+        for phrase in phrases:
+            m = re.search(rf"\b{re.escape(phrase)}\b", text)
+            if m and m.start() < best[0]:
+                best = (m.start(), meaning)
+    return best
+
+
+def read_caption(text: str) -> dict[str, str]:
+    """What a caption of the world says, in the world's own terms, read from any paraphrase: the actor's
+    colour, size and motion, the first distractor's colour ("none" without one) and the light event ("none"
+    without one). An attribute a caption leaves unsaid reads "none" (a paraphrase may leave out the size).
+    The canonical caption reads exactly as its scene (tests/test_data.py checks every paraphrase)."""
+    text = " ".join(words(text))
+    near, _ = _first(text, {"near": NEAR_WORDS})
+    actor, rest = text[:near], text[near:]
+    return {"colour": _first(actor, COLOUR_WORDS)[1], "size": _first(actor, SIZE_WORDS)[1],
+            "motion": _first(actor, MOTION_WORDS)[1], "distractor": _first(rest, COLOUR_WORDS)[1],
+            "event": _first(text, EVENT_WORDS)[1]}
+
+
+def scene_reading(scene: Scene) -> dict[str, str]:
+    """read_caption's answer for a scene: what a correct caption of it says."""
+    actor = scene.actor
+    return {"colour": actor.colour, "size": actor.size, "motion": actor.motion,
+            "distractor": scene.objects[1].colour if len(scene.objects) > 1 else "none", "event": scene.event}

@@ -1,0 +1,95 @@
+"""What each model's captions get right, attribute by attribute (shapes world only).
+
+CIDEr says how much of the references' wording a caption shares, not which facts it gets right. The shapes
+world's captions state five facts (the actor's colour, size and motion, the distractor's colour, the light
+event), and bench.data.text.read_caption reads them back from any paraphrase. This module reads the
+per-item outputs every evaluation stores (predictions/<samples>/captioning__shapes.jsonl), and scores each
+caption source a record holds (the model's captions; for a model with a Y-decoder also the nearest training
+caption and the decoder ceiling) on each fact against the clip's canonical reference, which reads exactly
+as its scene. Size is scored over the captions that state one (a paraphrase may leave it out); the others
+over every item, "none" included (a caption that adds a distractor or an event the clip lacks is wrong).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.records import interval, runs
+from bench.data.text import ATTRIBUTES, read_caption
+from bench.results import RUNS, RunDir
+
+SOURCES = {"prediction": "captions", "nearest_caption": "nearest training caption", "ceiling": "decoder ceiling"}
+PRIOR = "prior"  # the no-vision prior: the most frequent value of each attribute among the items
+FILE = "captioning__shapes.jsonl"
+
+
+def score_rows(rows: list[dict]) -> dict[tuple[str, str], float]:
+    """(source, attribute) -> percent right over the items of one predictions file."""
+    out = {}
+    truths = [read_caption(r["references"][0]) for r in rows]
+    for attr in ATTRIBUTES:
+        values = pd.Series([t[attr] for t in truths])
+        out[(PRIOR, attr)] = 100.0 * values.value_counts().iloc[0] / len(values) if len(values) else float("nan")
+    for source in SOURCES:
+        if not rows or source not in rows[0]:
+            continue
+        readings = [read_caption(r[source]) for r in rows]
+        for attr in ATTRIBUTES:
+            pairs = [(got[attr], truth[attr]) for got, truth in zip(readings, truths)
+                     if attr != "size" or got[attr] != "none"]
+            out[(source, attr)] = 100.0 * sum(g == t for g, t in pairs) / len(pairs) if pairs else float("nan")
+    return out
+
+
+def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
+    """One row per (run, source, attribute) at each run's last evaluation with stored captions:
+    model, seed, samples_seen, source, attribute, value (percent right)."""
+    frame = runs(results)
+    frame = frame[frame["sweep"] == sweep]
+    rows = []
+    for r in frame.itertuples():
+        folder = RunDir(Path(results) / RUNS / r.run_id).path / "predictions"
+        files = sorted(folder.glob(f"*/{FILE}"))
+        if not files:
+            continue
+        last = files[-1]
+        items = [json.loads(line) for line in last.read_text().splitlines() if line.strip()]
+        for (source, attr), value in score_rows(items).items():
+            rows.append({"model": r.model, "seed": r.seed, "samples_seen": int(last.parent.name),
+                         "source": source, "attribute": attr, "value": value})
+    return pd.DataFrame(rows)
+
+
+def attribute_markdown(table: pd.DataFrame) -> str:
+    """Rows: each model's caption sources; columns: the attributes, mean ± 95% over seeds; then each
+    attribute's paired difference of the first model's captions minus the second's."""
+    if table.empty:
+        return ""
+    models = sorted(table["model"].unique(), key=lambda m: (m != "vljepa", m))
+    samples = int(table["samples_seen"].max())
+    lines = [f"| at {samples:,} samples | " + " | ".join(ATTRIBUTES) + " |", "|---|" + "---:|" * len(ATTRIBUTES)]
+    for model in models:
+        for source, label in SOURCES.items():
+            g = table[(table["model"] == model) & (table["source"] == source)]
+            if g.empty:
+                continue
+            cells = []
+            for attr in ATTRIBUTES:
+                mean, half, n = interval(g[g["attribute"] == attr].set_index("seed")["value"].dropna())
+                cells.append(f"{mean:.1f} ± {half:.1f}" if n > 1 else (f"{mean:.1f}" if n else "-"))
+            lines.append(f"| {model}: {label} | " + " | ".join(cells) + " |")
+    prior = table[table["source"] == PRIOR].groupby("attribute")["value"].mean()
+    lines.append("| no-vision prior (the most frequent value) | " + " | ".join(f"{prior.get(a, float('nan')):.1f}"
+                                                                            for a in ATTRIBUTES) + " |")
+    if len(models) == 2:
+        cells = []
+        for attr in ATTRIBUTES:
+            a, b = (table[(table["model"] == m) & (table["source"] == "prediction") & (table["attribute"] == attr)]
+                    .set_index("seed")["value"] for m in models)
+            mean, half, n = interval((a - b).dropna())
+            cells.append(f"{mean:+.1f} ± {half:.1f}" if n > 1 else "-")
+        lines.append(f"| {models[0]} - {models[1]}, captions, paired | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
