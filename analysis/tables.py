@@ -36,6 +36,20 @@ def _fmt(mean: float, half: float, n: int, bold: bool) -> str:
     return f"**{text}**" if bold else text
 
 
+def setting_label(value):
+    """A swept value as a table shows it: a list of training stages by their names ("pretrain+sft"),
+    anything else as it is."""
+    stages = value
+    if isinstance(value, str) and value.startswith("["):
+        try:
+            stages = json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(stages, list) and stages and all(isinstance(st, dict) and "name" in st for st in stages):
+        return "+".join(st["name"] for st in stages)
+    return value
+
+
 def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | None = None) -> pd.DataFrame:
     """Rows: the values of the swept key; columns: Class./Retr./VQA (ours, mean ± 95% CI over seeds, n),
     with the paper's numbers beside ours where results/reference/ablations.csv has the setting."""
@@ -43,7 +57,8 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
     ref = reference("ablations")
     ref = ref[ref["ablation"] == (ablation or sweep)]
     rows = []
-    for setting, g in f.groupby(key, sort=False):
+    for value, g in f.groupby(key, sort=False):
+        setting = setting_label(value)
         row = {"setting": setting, "seeds": g["seed"].nunique()}
         for label, task, metric, refcol in ABLATION_COLUMNS:
             vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()

@@ -19,6 +19,9 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "results" / "example"
 
 @pytest.mark.parametrize("name", ["ablations", "controlled_comparison", "sota", "selective_decoding", "per_dataset"])
 def test_reference_numbers_parse_and_cite_a_source(name):
+    import csv
+    rows = list(csv.reader((REFERENCE / f"{name}.csv").open()))
+    assert {len(r) for r in rows} == {len(rows[0])}, "a row has more fields than the header (an unquoted comma?)"
     ref = pd.read_csv(REFERENCE / f"{name}.csv")
     assert len(ref) > 0 and "source" in ref.columns
     assert ref["source"].notna().all() and ref["source"].str.contains("2512.10942").all()
