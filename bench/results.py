@@ -150,7 +150,7 @@ class RunDir:
     def tensorboard(self, name: str) -> Path:
         """The run's TensorBoard folder, beside the store's runs/: tensorboard/<name>/<run_id>, where name is
         the run's name (a sweep's: sweep/condition/seedN), so a sweep's runs group under its name."""
-        parts = [p for p in name.split("/") if p not in ("", ".", "..")] or ["run"]
+        parts = [_folder_name(p) for p in name.split("/") if p not in ("", ".", "..")] or ["run"]
         return self.path.parent.parent / "tensorboard" / Path(*parts) / self.path.name
 
     @property
@@ -174,6 +174,19 @@ class RunDir:
     def status(self) -> str | None:
         """run.json's status, or None before the run first wrote it."""
         return self.read_record().get("status") if self.exists() else None
+
+
+MAX_FOLDER_NAME = 120  # bytes; file systems refuse names over 255, and a sweep condition can be longer
+
+
+def _folder_name(part: str) -> str:
+    """part, or where it is too long for a folder name, its start and a hash of the whole (distinct parts stay
+    distinct)."""
+    raw = part.encode()
+    if len(raw) <= MAX_FOLDER_NAME:
+        return part
+    import hashlib
+    return raw[:MAX_FOLDER_NAME - 9].decode(errors="ignore") + "~" + hashlib.sha256(raw).hexdigest()[:8]
 
 
 def run_dirs(results: str | Path) -> Iterator[RunDir]:

@@ -169,21 +169,22 @@ class Run:
             self.record["started"] = old.get("started", self.record["started"])
             self.record["resumes"] = old.get("resumes", 0) + (1 if latest else 0)
         self._record(RUNNING)
-        meta = latest["meta"] if latest else {}  # the run's counters as of its checkpoint
-        self.skipped, self.replaced = meta.get("skipped", 0), meta.get("replaced", 0)
-        self.evaluated = set(meta.get("evaluated", []))
-        self.flops_per_sample = {int(k): v for k, v in meta.get("flops_per_sample", {}).items()}  # per stage
-        self.train_s = meta.get("train_s", 0.0)  # seconds spent in optimizer steps, across resumes
-        # lines written after the checkpoint resumed from are written again; with none (a run killed before
-        # its first checkpoint, possibly after evaluating at 0 samples) the run starts over: all of them
-        seen = latest["meta"]["samples_seen"] if latest else -1
-        if self.env.is_main:
-            truncate_jsonl(self.dir.metrics, lambda r: r["samples_seen"] <= seen)
-            truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
-        if latest:
-            self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
-        self.trackers = Trackers(self.cfg, self.dir, seen, enabled=self.env.is_main)
+        self.trackers = None  # from here on a failure, start-up included, marks the run failed in run.json
         try:
+            meta = latest["meta"] if latest else {}  # the run's counters as of its checkpoint
+            self.skipped, self.replaced = meta.get("skipped", 0), meta.get("replaced", 0)
+            self.evaluated = set(meta.get("evaluated", []))
+            self.flops_per_sample = {int(k): v for k, v in meta.get("flops_per_sample", {}).items()}  # per stage
+            self.train_s = meta.get("train_s", 0.0)  # seconds spent in optimizer steps, across resumes
+            # lines written after the checkpoint resumed from are written again; with none (a run killed before
+            # its first checkpoint, possibly after evaluating at 0 samples) the run starts over: all of them
+            seen = latest["meta"]["samples_seen"] if latest else -1
+            if self.env.is_main:
+                truncate_jsonl(self.dir.metrics, lambda r: r["samples_seen"] <= seen)
+                truncate_jsonl(self.dir.evals, lambda r: r["samples_seen"] <= seen)
+            if latest:
+                self.log(f"resuming from checkpoint {latest['tag']} at {seen:,} samples")
+            self.trackers = Trackers(self.cfg, self.dir, seen, enabled=self.env.is_main)
             self._count_flops(model)  # the model's own FLOPs: before recomputation or compilation
             for done in speedups.apply(model, self.cfg.train.activation_checkpointing, self.cfg.train.compile):
                 self.log(done)
@@ -199,7 +200,8 @@ class Run:
                 self.log(f"failed ({type(e).__name__}: {e}), and run.json could not be updated ({unwritable})")
             raise
         finally:
-            self.trackers.close()
+            if self.trackers is not None:
+                self.trackers.close()
         self.heartbeat.beat("done", self.cfg.train.budget.samples)
         self._record(DONE, finished=time.time(), samples_seen=self.cfg.train.budget.samples,
                      train_flops=self._train_flops(self.cfg.train.budget.samples), train_s=round(self.train_s, 3),

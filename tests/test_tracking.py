@@ -124,3 +124,33 @@ def test_an_unknown_or_uninstalled_tracker_fails_at_validation(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(ConfigError, match=r"wandb.*not installed.*pip install"):
         load_run_config("base/tiny.yaml", ["tracking.trackers=[wandb]"])
+
+
+def test_a_sweep_condition_too_long_for_a_folder_name_still_tracks(tmp_path):
+    """A sweep over whole backbone configs names its runs by conditions of 300 characters and more: the
+    TensorBoard folder shortens each part (with a hash), where the file system refused it before."""
+    arch = "model.y_encoder.backbone.arch={'model_type': 'bert', 'hidden_size': 384, 'num_attention_heads': 12}, " * 3
+    cfg = cfg_for(tmp_path, "tracking.trackers=[tensorboard]", "train.budget.samples=128", "eval.grid=[128]",
+                  f"output_dir={tmp_path / 'runs'}", f"name=y_encoder/{arch}/seed0")
+    run_in_process(cfg)
+    d = RunDir.of(tmp_path / "runs", run_id(cfg))
+    folder = d.tensorboard(cfg.name)
+    assert all(len(p.encode()) <= 120 for p in folder.relative_to(tmp_path).parts)
+    assert tensorboard_scalars(folder)["train/loss"]
+    other = d.tensorboard(f"y_encoder/{arch}x/seed0")
+    assert other != folder  # distinct conditions keep distinct folders
+
+
+def test_a_failure_while_starting_up_marks_the_run_failed(tmp_path, monkeypatch):
+    import bench.train
+
+    class Broken:
+        def __init__(self, *a, **k):
+            raise OSError("the tracker's folder cannot be made")
+
+    monkeypatch.setattr(bench.train, "Trackers", Broken)
+    cfg = cfg_for(tmp_path, "train.budget.samples=128", "eval.grid=[128]", f"output_dir={tmp_path / 'runs'}")
+    with pytest.raises(OSError):
+        run_in_process(cfg)
+    record = json.loads(RunDir.of(tmp_path / "runs", run_id(cfg)).record.read_text())
+    assert record["status"] == "failed" and "cannot be made" in record["error"]
