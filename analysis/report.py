@@ -57,6 +57,23 @@ def _img(paths: list[Path], out: Path) -> str:
 BANDS = "lines: the mean over seeds; bands: its 95% t-interval; dotted: chance"
 
 
+def _setting_key(f, swept: list[str]):
+    """(frame, the column that names an ablation's settings): the first swept key whose values tell every
+    condition apart; where none does alone (a zip of several keys, such as the Y-encoder's), a column
+    "setting" of the varying keys' values joined."""
+    keys = [k for k in swept if k in f.columns]
+    conditions = f.drop_duplicates("condition")
+    for k in keys:
+        if conditions[k].astype(str).nunique() == len(conditions):
+            return f, k
+    varying = [k for k in keys if conditions[k].astype(str).nunique() > 1]
+    if not varying:
+        return f, (keys[0] if keys else None)
+    f = f.copy()
+    f["setting"] = f[varying].astype(str).agg(" · ".join, axis=1)
+    return f, "setting"
+
+
 def build(results: Path, out: Path) -> Path:
     frame = metrics(results)
     losses = training_curves(results)
@@ -102,7 +119,7 @@ def build(results: Path, out: Path) -> Path:
                              "state one; the prior: one constant caption's score):", "", attrs]
         else:
             swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
-            key = next((k for k in swept if k in f.columns), None)
+            f, key = _setting_key(f, swept)
             if key and {"classification", "retrieval", "vqa"} & tasks:
                 table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep))
                 if table.empty:

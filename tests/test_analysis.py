@@ -348,3 +348,16 @@ def test_caption_facts_are_scored_against_the_canonical_reference(tmp_path):
     frame = attribute_frame(out, "s")
     assert set(frame["samples_seen"]) == {16000} and len(frame[frame["source"] == "prediction"]) == 10
     assert "| vljepa: decoder ceiling | 50.0 ± 0.0 |" in attribute_markdown(frame)
+
+
+def test_an_ablation_over_zipped_keys_keeps_every_condition_apart():
+    """The Y-encoder sweep zips four keys; no one of them tells its four conditions apart (three arms share
+    the pretrained path), so its table must not merge them under one key's values."""
+    from analysis.report import _setting_key
+
+    conditions = [("minilm", "{}"), ("minilm", "{n: 4}"), ("minilm", "{n: 2}"), ("", "{}")]
+    f = pd.DataFrame([{"condition": f"c{i}", "a": a, "b": b, "seed": s} for i, (a, b) in enumerate(conditions)
+                      for s in range(3)])
+    g, key = _setting_key(f, ["a", "b"])
+    assert key == "setting" and g.drop_duplicates("condition")[key].nunique() == 4
+    assert _setting_key(f.assign(c=f["condition"]), ["a", "c"])[1] == "c"  # one key that suffices is used as is
