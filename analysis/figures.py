@@ -127,12 +127,18 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
     return save(fig, out, figure_name(sweep, "sample_efficiency"))
 
 
+def _tick(label: str, width: int = 28) -> str:
+    """A setting as an axis label: at most two lines (a zipped condition can run to hundreds of characters)."""
+    import textwrap
+    return "\n".join(textwrap.wrap(textwrap.shorten(label, 2 * width, placeholder=" ..."), width)) or label
+
+
 def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.", "Retr.", "VQA")) -> list[Path]:
     """Grouped bars: one group per metric, one bar per setting, 95% intervals, chance marked."""
     labels = [lab for lab in labels if lab in table.columns]
     fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels), 2.8), squeeze=False)
     for ax, lab in zip(axes[0], labels):
-        settings = [str(s) for s in table["setting"]]
+        settings = [_tick(str(s)) for s in table["setting"]]
         means = [r[lab][0] for _, r in table.iterrows()]
         halves = [r[lab][1] for _, r in table.iterrows()]
         ax.bar(range(len(settings)), means, yerr=halves, capsize=3,
