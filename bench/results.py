@@ -67,15 +67,26 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Append whole lines, flushed to disk (a crash loses at most the lines being written)."""
+    """Append whole lines, flushed to disk (a crash loses at most the lines being written). A write that
+    fails (a full disk) is cut back to the file's previous end, so the lines before it stay whole, and the
+    error names the file."""
     text = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in rows)
     if not text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+        end = f.tell()
+        try:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as e:
+            try:
+                f.truncate(end)
+            except OSError:
+                pass  # read_jsonl still skips a torn last line
+            raise OSError(e.errno, f"{e.strerror}: {len(rows) if isinstance(rows, list) else 'some'} record(s) could "
+                                   f"not be appended to {path}; the {end:,} bytes before them are intact") from e
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -412,3 +412,54 @@ def test_a_full_disk_while_checkpointing_fails_naming_it_and_loses_nothing(tmp_p
     assert read_json(d / RUN_RECORD)["status"] == "done"
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_s", "time", "samples_per_s")} for r in rows]  # noqa: E731
     assert strip(read_jsonl(d / EVALS)) == strip(read_jsonl(tmp_path / "ref" / run_id(ref) / EVALS))
+
+
+def test_a_full_disk_while_writing_records_keeps_the_earlier_ones_whole(tmp_path, monkeypatch):
+    """The disk fills in the middle of appending an evaluation's records: the half-written lines are cut
+    back, the run fails naming the file, and started again once there is space it ends with the records of
+    a run that never failed."""
+    import builtins
+    import errno
+
+    ref = cfg_for(tmp_path / "ref")
+    run_in_process(ref)
+    cfg = cfg_for(tmp_path / "full")
+    d = tmp_path / "full" / run_id(cfg)
+    real_open, appends = builtins.open, []
+
+    class FillsUp:
+        def __init__(self, f):
+            self.f = f
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+        def write(self, text):
+            self.f.write(text[: len(text) // 2])  # half of it reaches the disk
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if str(file) == str(d / EVALS) and mode == "a":
+            appends.append(file)
+            if len(appends) == 2:
+                return FillsUp(f)
+        return f
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    with pytest.raises(OSError, match=r"No space left on device: \d+ record\(s\) could not be appended to .*evals.jsonl"):
+        run_in_process(cfg)
+    monkeypatch.setattr(builtins, "open", real_open)
+    text = (d / EVALS).read_text()
+    assert text.endswith("\n") and all(json.loads(line) for line in text.splitlines())  # no torn line
+    assert read_json(d / RUN_RECORD)["status"] == "failed"
+    run_in_process(cfg)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_s", "time", "samples_per_s")} for r in rows]  # noqa: E731
+    assert strip(read_jsonl(d / EVALS)) == strip(read_jsonl(tmp_path / "ref" / run_id(ref) / EVALS))
