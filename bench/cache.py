@@ -45,7 +45,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VLJEPA_CACHE", REPO_ROOT / "results" / "cache"))
 
 
-def _key(*parts: Any) -> str:
+def content_key(*parts: Any) -> str:
+    """A short hash of JSON-able parts: the name of a cache entry built from exactly these inputs."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -82,7 +83,7 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
 def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
     """(clips, tokens, dim) float32, memory-mapped: the encoder's output for every clip of `visuals`."""
     weight = next(x_encoder.parameters())
-    key = _key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, *visuals.identity())
+    key = content_key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, *visuals.identity())
     path = cache_root / "x_features" / f"{key}.npy"
     device = weight.device
 
@@ -99,7 +100,7 @@ def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Call
     opened: dict[str, np.ndarray] = {}
 
     def features(visuals: Visuals) -> np.ndarray:
-        key = _key(*visuals.identity())
+        key = content_key(*visuals.identity())
         if key not in opened:
             opened[key] = x_features(x_encoder, visuals, cache_root, rank, log)
         return opened[key]
@@ -110,7 +111,7 @@ def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Call
 def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
     """(len(texts), dim) float32 pooled outputs of a frozen text encoder, memory-mapped."""
     tok = text_encoder.tokenizer
-    key = _key(weight_hash(text_encoder.backbone), str(next(text_encoder.backbone.parameters()).dtype),
+    key = content_key(weight_hash(text_encoder.backbone), str(next(text_encoder.backbone.parameters()).dtype),
                type(tok).__name__, len(tok), text_encoder.cfg.max_tokens,
                hashlib.sha256("\n".join(texts).encode()).hexdigest())
     path = cache_root / "y_targets" / f"{key}.npy"

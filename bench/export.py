@@ -34,10 +34,11 @@ import torch
 from safetensors.torch import load_model, save_model
 from transformers import AutoConfig
 
-from bench.build import build_model, resolve_model_config
+from bench.build import build_model
 from bench.checkpoint import checkpoint_meta, model_state, read_latest
 from bench.config import RunConfig
 from bench.configlib import from_dict, to_dict
+from bench.resolve import resolve_model_config
 from bench.results import RunDir, read_json, write_json
 from models.config import BackboneConfig, ModelConfig, TextPretrainingConfig
 from models.encoders import load_tokenizer, resolve_source

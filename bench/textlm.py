@@ -27,9 +27,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from bench.cache import cache_dir, content_key
+from bench.config import load_run_config
 from bench.configlib import to_dict
 from bench.data.config import DataConfig
 from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.resolve import resolve_model_config
 from bench.results import write_json
 from models.config import LMConfig
 from models.encoders import load_backbone, load_tokenizer, weight_hash
@@ -60,9 +63,8 @@ def held_out_texts(data: DataConfig, n: int = VAL_TEXTS) -> list[str]:
 
 
 def cache_key(lm: LMConfig, data: DataConfig, vocab: dict[str, int]) -> str:
-    from bench.cache import _key
     text = {"shapes": to_dict(data.shapes), "sft_mix": data.sft_mix}
-    return _key(VERSION, lm.backbone.arch, lm.backbone.init_seed, sorted(vocab.items()), text,
+    return content_key(VERSION, lm.backbone.arch, lm.backbone.init_seed, sorted(vocab.items()), text,
                 to_dict(lm.text_pretraining))
 
 
@@ -161,14 +163,11 @@ def with_pretrained_lm(lm: LMConfig, data: DataConfig, rank: int = 0, log=print)
     """lm with its backbone loaded from the text-pretrained folder (unchanged when the recipe is off)."""
     if not lm.text_pretraining.samples:
         return lm
-    from bench.cache import cache_dir
     folder = ensure(lm, data, cache_dir(), rank, log)
     return dataclasses.replace(lm, backbone=dataclasses.replace(lm.backbone, pretrained=str(folder)))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.build import resolve_model_config
-    from bench.config import load_run_config
     ap = argparse.ArgumentParser(prog="python -m bench.textlm", description=__doc__.split("\n\n")[0])
     ap.add_argument("config", help="a run config (experiments/...)")
     ap.add_argument("overrides", nargs="*", help="key=value")

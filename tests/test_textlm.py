@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from bench import textlm
-from bench.build import build_model, resolve_model_config
+from bench.build import build_model
 from bench.cache import cache_dir
 from bench.config import load_run_config
 from bench.configlib import ConfigError
+from bench.resolve import resolve_model_config
 from bench.sweep import check_parity, expand
 from models.encoders import load_tokenizer
 from tests.conftest import tiny_overrides
