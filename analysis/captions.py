@@ -46,7 +46,7 @@ def score_rows(rows: list[dict]) -> dict[tuple[str, str], float]:
 
 def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
     """One row per (run, source, attribute) at each run's last evaluation with stored captions:
-    model, seed, samples_seen, source, attribute, value (percent right)."""
+    model, condition, order, seed, samples_seen, source, attribute, value (percent right)."""
     frame = runs(results)
     frame = frame[frame["sweep"] == sweep]
     rows = []
@@ -58,22 +58,28 @@ def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
         last = files[-1]
         items = [json.loads(line) for line in last.read_text().splitlines() if line.strip()]
         for (source, attr), value in score_rows(items).items():
-            rows.append({"model": r.model, "seed": r.seed, "samples_seen": int(last.parent.name),
+            rows.append({"model": r.model, "condition": r.condition, "order": r.order, "seed": r.seed,
+                         "samples_seen": int(last.parent.name),
                          "source": source, "attribute": attr, "value": value})
     return pd.DataFrame(rows)
 
 
-def attribute_markdown(table: pd.DataFrame) -> str:
-    """Rows: each model's caption sources; columns: the attributes, mean ± 95% over seeds; then each
-    attribute's paired difference of the first model's captions minus the second's."""
+def attribute_markdown(table: pd.DataFrame, by: str = "model") -> str:
+    """Rows: the caption sources of each model (by="model"; VL-JEPA first) or of each condition of a sweep
+    (by="condition", in the sweep's order); columns: the attributes, mean ± 95% over seeds; then the
+    paired differences of the captions: the first model's minus the second's, or each condition's minus the
+    first's."""
     if table.empty:
         return ""
-    models = sorted(table["model"].unique(), key=lambda m: (m != "vljepa", m))
+    if by == "model":
+        models = sorted(table["model"].unique(), key=lambda m: (m != "vljepa", m))
+    else:
+        models = list(table.sort_values("order", kind="stable")[by].drop_duplicates())
     samples = int(table["samples_seen"].max())
     lines = [f"| at {samples:,} samples | " + " | ".join(ATTRIBUTES) + " |", "|---|" + "---:|" * len(ATTRIBUTES)]
     for model in models:
         for source, label in SOURCES.items():
-            g = table[(table["model"] == model) & (table["source"] == source)]
+            g = table[(table[by] == model) & (table["source"] == source)]
             if g.empty:
                 continue
             cells = []
@@ -84,12 +90,14 @@ def attribute_markdown(table: pd.DataFrame) -> str:
     prior = table[table["source"] == PRIOR].groupby("attribute")["value"].mean()
     lines.append("| no-vision prior (the most frequent value) | " + " | ".join(f"{prior.get(a, float('nan')):.1f}"
                                                                             for a in ATTRIBUTES) + " |")
-    if len(models) == 2:
+    pairs = [(models[0], models[1])] if by == "model" and len(models) == 2 else \
+        [(m, models[0]) for m in models[1:]] if by != "model" else []
+    for first, second in pairs:
         cells = []
         for attr in ATTRIBUTES:
-            a, b = (table[(table["model"] == m) & (table["source"] == "prediction") & (table["attribute"] == attr)]
-                    .set_index("seed")["value"] for m in models)
+            a, b = (table[(table[by] == m) & (table["source"] == "prediction") & (table["attribute"] == attr)]
+                    .set_index("seed")["value"] for m in (first, second))
             mean, half, n = interval((a - b).dropna())
             cells.append(f"{mean:+.1f} ± {half:.1f}" if n > 1 else "-")
-        lines.append(f"| {models[0]} - {models[1]}, captions, paired | " + " | ".join(cells) + " |")
+        lines.append(f"| {first} - {second}, captions, paired | " + " | ".join(cells) + " |")
     return "\n".join(lines)

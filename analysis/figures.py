@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis.records import interval  # noqa: E402
-from analysis.tables import REFERENCE, reference  # noqa: E402
+from analysis.tables import REFERENCE, labels_of, reference  # noqa: E402
 from bench.curves import REFERENCE_RATE, monotone, reduction_factor  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
@@ -133,9 +133,9 @@ def _tick(label: str, width: int = 28) -> str:
     return "\n".join(textwrap.wrap(textwrap.shorten(label, 2 * width, placeholder=" ..."), width)) or label
 
 
-def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.", "Retr.", "VQA")) -> list[Path]:
-    """Grouped bars: one group per metric, one bar per setting, 95% intervals, chance marked."""
-    labels = [lab for lab in labels if lab in table.columns]
+def ablation_chart(table: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
+    """Grouped bars: one group per metric of the table, one bar per setting, 95% intervals, chance marked."""
+    labels = labels_of(table)
     fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels), 2.8), squeeze=False)
     for ax, lab in zip(axes[0], labels):
         settings = [_tick(str(s)) for s in table["setting"]]
@@ -154,7 +154,7 @@ def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, labels=("Class.",
             ax.legend(frameon=False, fontsize=7)
         ax.set_xticks(range(len(settings)), settings, rotation=35, ha="right", fontsize=8)
         ax.set_title(lab)
-        ax.set_ylabel("% (dotted: chance)")
+        ax.set_ylabel("CIDEr" if lab.startswith("CIDEr") else "% (dotted: chance)")
     return save(fig, out, figure_name(sweep, "ablation"))
 
 

@@ -21,7 +21,7 @@ import math
 import pandas as pd
 
 from analysis.records import interval
-from analysis.tables import ABLATION_COLUMNS, reference
+from analysis.tables import labels_of, reference
 
 ALPHA, POWER = 0.05, 0.80
 MAX_SEEDS = 10_000
@@ -124,7 +124,7 @@ def ablation_power(table: pd.DataFrame) -> list[dict]:
     if len(table) < 2:
         return []
     first, rows = table.iloc[0], []
-    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    labels = labels_of(table)
     for _, r in table.iloc[1:].iterrows():
         for lab in labels:
             diffs = pd.Series(r[f"{lab} per seed"], dtype=float) - pd.Series(first[f"{lab} per seed"], dtype=float)

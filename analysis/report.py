@@ -120,8 +120,9 @@ def build(results: Path, out: Path) -> Path:
         else:
             swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
             f, key = _setting_key(f, swept)
-            if key and {"classification", "retrieval", "vqa"} & tasks:
-                table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep))
+            columns = tables.columns_for(tasks)
+            if key and columns:
+                table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep), columns)
                 if table.empty:
                     sections += ["", "No run of this sweep has reached its budget yet: no table."]
                 else:
@@ -133,6 +134,11 @@ def build(results: Path, out: Path) -> Path:
                                  "dotted: chance; white diamonds: the paper's Table 5 row for the setting.*", "",
                                  f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
                     sections += _power(power.ablation_power(table))
+                if "captioning" in tasks:
+                    attrs = captions.attribute_markdown(captions.attribute_frame(results, sweep), by="condition")
+                    if attrs:
+                        sections += ["", "What each setting's captions get right, fact by fact (as in the comparison "
+                                     "sections: percent of items, mean ± 95% over seeds):", "", attrs]
         if "streaming" in tasks:
             paths = figures.selective_decoding(f, sweep, figs)
             sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "

@@ -15,6 +15,11 @@ from analysis.records import interval
 ABLATION_COLUMNS = [("Class.", "classification", "top1", "classification_top1"),
                     ("Retr.", "retrieval", "t2v_R@1", "retrieval_r1"),
                     ("VQA", "vqa", "accuracy", "vqa")]
+# an ablation scored by its captions (the Y-decoder's recipe): the captions, the decoder's ceiling and the
+# nearest training caption, CIDEr x100 (no chance level, no paper number)
+CAPTION_COLUMNS = [("CIDEr", "captioning", "CIDEr", None),
+                   ("CIDEr ceiling", "captioning", "CIDEr_decoder_ceiling", None),
+                   ("CIDEr nearest caption", "captioning", "CIDEr_nearest_caption", None)]
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
 
 
@@ -50,9 +55,23 @@ def setting_label(value):
     return value
 
 
-def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | None = None) -> pd.DataFrame:
-    """Rows: the values of the swept key; columns: Class./Retr./VQA (ours, mean ± 95% CI over seeds, n),
-    with the paper's numbers beside ours where results/reference/ablations.csv has the setting."""
+def columns_for(tasks: set[str]) -> list[tuple[str, str, str, str | None]]:
+    """The columns an ablation's table shows: the paper's three where the sweep evaluates any of their
+    tasks, else the captioning columns where it captions; none otherwise."""
+    if {"classification", "retrieval", "vqa"} & tasks:
+        return ABLATION_COLUMNS
+    return CAPTION_COLUMNS if "captioning" in tasks else []
+
+
+def labels_of(table: pd.DataFrame) -> list[str]:
+    """The metric columns of an ablation table, in order."""
+    return [c.removesuffix(" per seed") for c in table.columns if c.endswith(" per seed")]
+
+
+def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | None = None,
+                   columns=ABLATION_COLUMNS) -> pd.DataFrame:
+    """Rows: the values of the swept key; columns (default: Class./Retr./VQA): ours, mean ± 95% CI over
+    seeds, n, with the paper's numbers beside ours where results/reference/ablations.csv has the setting."""
     f = final_values(frame[frame["sweep"] == sweep]).sort_values("order", kind="stable")
     ref = reference("ablations")
     ref = ref[ref["ablation"] == (ablation or sweep)]
@@ -60,7 +79,7 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
     for value, g in f.groupby(key, sort=False):
         setting = setting_label(value)
         row = {"setting": setting, "seeds": g["seed"].nunique()}
-        for label, task, metric, refcol in ABLATION_COLUMNS:
+        for label, task, metric, refcol in columns:
             vals = g[(g["task"] == task) & (g["metric"] == metric)].groupby("seed")["value"].mean()
             chance = g[(g["task"] == task) & (g["metric"] == metric)]["chance"].mean()
             prior = g[(g["task"] == task) & (g["metric"] == metric)]["prior"].mean() if "prior" in g else float("nan")
@@ -70,19 +89,22 @@ def ablation_table(frame: pd.DataFrame, sweep: str, key: str, ablation: str | No
             row[label] = interval(vals)
             row[f"{label} per seed"] = vals.to_dict()
             row[f"{label} chance"] = chance
-            match = ref[ref["setting"].astype(str) == str(setting)]
+            match = ref[ref["setting"].astype(str) == str(setting)] if refcol else ref.iloc[:0]
             row[f"{label} paper"] = float(match[refcol].iloc[0]) if len(match) else None
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
-    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    labels = labels_of(table)
     best = {lab: max((r[lab][0] for _, r in table.iterrows() if r[lab][2]), default=None) for lab in labels}
     priors = any(not pd.isna(r.get(f"{lab} prior", float("nan"))) for _, r in table.iterrows() for lab in labels)
-    bracket = "(chance; prior)" if priors else "(chance)"
-    head = "| setting | seeds | " + " | ".join(f"{lab} {bracket} | {lab} paper" for lab in labels) + " |"
-    sep = "|---|---:|" + "---:|---:|" * len(labels)
+    chances = {lab: table[f"{lab} chance"].notna().any() for lab in labels}  # none for CIDEr
+    bracket = {lab: (" (chance; prior)" if priors else " (chance)") if chances[lab] else "" for lab in labels}
+    papers = {lab: table[f"{lab} paper"].notna().any() for lab in labels}  # a column only where the paper has one
+    head = "| setting | seeds | " + " | ".join(f"{lab}{bracket[lab]}" + (f" | {lab} paper" if papers[lab] else "")
+                                              for lab in labels) + " |"
+    sep = "|---|---:|" + "".join("---:|---:|" if papers[lab] else "---:|" for lab in labels)
     lines = [head, sep]
     for _, r in table.iterrows():
         cells = []
@@ -90,10 +112,11 @@ def to_markdown(table: pd.DataFrame, caption: str = "") -> str:
             mean, half, n = r[lab]
             chance = r[f"{lab} chance"]
             prior = r.get(f"{lab} prior", float("nan"))
-            shown = f"{chance:.1f}" + (f"; {prior:.1f}" if priors and not pd.isna(prior) else "")
-            cells.append(f"{_fmt(mean, half, n, mean == best[lab])} ({shown})" if n else "-")
+            shown = f" ({chance:.1f}" + (f"; {prior:.1f}" if priors and not pd.isna(prior) else "") + ")" if chances[lab] else ""
+            cells.append(f"{_fmt(mean, half, n, mean == best[lab])}{shown}" if n else "-")
             paper = r[f"{lab} paper"]
-            cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
+            if papers[lab]:
+                cells.append("-" if paper is None or pd.isna(paper) else f"{paper:.1f}")
         lines.append(f"| {r['setting']} | {r['seeds']} | " + " | ".join(cells) + " |")
     return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + paired_differences(table, labels)
 
@@ -116,7 +139,7 @@ def paired_differences(table: pd.DataFrame, labels: list[str]) -> str:
 
 
 def to_latex(table: pd.DataFrame, caption: str = "") -> str:
-    labels = [c[0] for c in ABLATION_COLUMNS if c[0] in table.columns]
+    labels = labels_of(table)
     best = {lab: max((r[lab][0] for _, r in table.iterrows() if r[lab][2]), default=None) for lab in labels}
     lines = ["\\begin{table}[t]\\centering", f"\\caption{{{caption}}}" if caption else "",
              "\\begin{tabular}{l" + "rr" * len(labels) + "}", "\\toprule",

@@ -31,9 +31,8 @@ import torch.distributed as dist
 
 from bench.config import REPO_ROOT
 from bench.data.loader import collate
-from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
 from bench.evalsets.sets import Visuals
-from bench.evalsets.shapes import WorldClips
 from models.encoders import weight_hash
 from models.protocol import frozen_text_encoder_of
 

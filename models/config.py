@@ -113,6 +113,10 @@ class DecoderConfig:
     max_tokens: int = field(default=32, metadata={"ge": 2})
     noise: float = field(default=0.1, metadata={
         "ge": 0.0, "help": "training noise on the unit embedding (bridges predicted vs. encoded)"})
+    train_on: Literal["targets", "predictions", "both"] = field(default="targets", metadata={
+        "identity": "unless_default",
+        "help": "what a decoder trained at evaluation learns to decode: the Y-encoded references of training "
+                "clips, the model's own predictions for those clips (paired with each reference), or both"})
 
 
 @dataclass

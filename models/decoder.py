@@ -7,9 +7,11 @@ be small and to need nothing but the text side of a trained VL-JEPA:
   over the LM tokenizer;
 - conditioned on the unit-normalised embedding through `prefix_tokens` prefix vectors (one linear
   map D -> prefix_tokens x hidden), then the text, then EOS; cross-entropy on the text and EOS;
-- trained on *Y-encoded target texts* (text -> Y-encoder -> head -> decoder -> the same text), with
-  Gaussian noise of relative norm `decoder.noise` on the unit embedding, so that it tolerates the gap
-  between a predicted embedding and an encoded one;
+- trained (`decoder.train_on`) on *Y-encoded target texts* (text -> Y-encoder -> head -> decoder -> the
+  same text), on the model's own *predictions* for training clips (clip -> predictor -> decoder -> each of
+  the clip's references: the inputs it decodes at evaluation), or on both; with Gaussian noise of relative
+  norm `decoder.noise` on the unit embedding, so that it tolerates the gap between its inputs and the
+  evaluation's;
 - decoded greedily with the KV cache.
 
 It is trained after the VL-JEPA run it serves (the embedding space must be final), and saved as a
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,7 +36,7 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from models.config import DecoderConfig
 from models.encoders import load_tokenizer
 from models.lm import greedy_decode
-from models.protocol import Decoding
+from models.protocol import DecoderData, Decoding
 
 
 class YDecoder(nn.Module):
@@ -137,25 +139,46 @@ class YDecoder(nn.Module):
         return dec.eval()
 
 
+def decoder_pairs(model, data: DecoderData, train_on: str) -> tuple[torch.Tensor, list[str]]:
+    """(embeddings, texts) a Y-decoder learns from. "targets": each distinct training caption, Y-encoded;
+    "predictions": the model's prediction for each training caption clip, once per reference of the clip
+    (the inputs it will decode at evaluation, with the texts they should give); "both": the two together."""
+    embs, texts = [], []
+    with torch.no_grad():
+        if train_on in ("targets", "both"):
+            given = data.texts()
+            if not given:
+                raise ValueError("the training data has no caption texts to train a Y-decoder on; set model.decoder.checkpoint")
+            embs += [model.encode_targets(given[s:s + 256]).float() for s in range(0, len(given), 256)]
+            texts += given
+        if train_on in ("predictions", "both"):
+            if data.clips is None:
+                raise ValueError(f"model.decoder.train_on={train_on} needs the training data's caption clips, and "
+                                 "this evaluation has none (DecoderData.clips); use train_on=targets")
+            for batch, refs in data.clips():
+                predicted = model.embed(batch).float()
+                embs.append(predicted.repeat_interleave(torch.tensor([len(r) for r in refs], device=predicted.device), 0))
+                texts += [t for r in refs for t in r]
+    if not texts:
+        raise ValueError(f"model.decoder.train_on={train_on}: the training data gave nothing to train a Y-decoder on")
+    return torch.cat(embs), texts
+
+
 @contextlib.contextmanager
-def y_decoding(model, texts: Callable[[], list[str]], steps: int, seed: int, log=None) -> Iterator[Decoding]:
+def y_decoding(model, data: DecoderData, steps: int, seed: int, log=None) -> Iterator[Decoding]:
     """A model's `decoding` hook (models/protocol.py) for models that caption through a Y-decoder: one
     loaded from model.decoder.checkpoint, or else one trained now, for the embedding space the model has
-    *now*, on texts() (text -> model.encode_targets -> decoder -> the same text), attached as
-    model.decoder for the with-block and detached after it (the next grid point's space is another).
-    Uses model.encode_targets, model.decoder, and model.cfg's decoder, embed_dim and lm.tokenizer."""
+    *now*, on the pairs model.cfg.decoder.train_on names (decoder_pairs), attached as model.decoder for the
+    with-block and detached after it (the next grid point's space is another). Uses model.encode_targets,
+    model.embed, model.decoder, and model.cfg's decoder, embed_dim and lm.tokenizer."""
     if model.decoder is not None:
         yield Decoding(model.decoder.generate, model.encode_targets)
         return
-    given = texts()
-    if not given:
-        raise ValueError("the training data has no caption texts to train a Y-decoder on; set model.decoder.checkpoint")
-    with torch.no_grad():
-        emb = torch.cat([model.encode_targets(given[s:s + 256]).float() for s in range(0, len(given), 256)])
     cfg = model.cfg
+    emb, texts = decoder_pairs(model, data, cfg.decoder.train_on)
     with torch.enable_grad(), torch.random.fork_rng(devices=[]):
         decoder = YDecoder(cfg.decoder, cfg.embed_dim, cfg.lm.tokenizer, seed=seed)
-        decoder.to(emb.device).fit(emb, given, steps=steps, batch=64, lr=1e-3, seed=seed, log=log)
+        decoder.to(emb.device).fit(emb, texts, steps=steps, batch=64, lr=1e-3, seed=seed, log=log)
     model.decoder = decoder
     try:
         yield Decoding(decoder.generate, model.encode_targets)

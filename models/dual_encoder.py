@@ -75,8 +75,8 @@ class DualEncoder(nn.Module):
             raise RuntimeError("the dual encoder captions through a Y-decoder: inside `with model.decoding(...)`")
         return self.decoder.generate(self.embed(batch), max_tokens)
 
-    def decoding(self, texts, steps: int, seed: int, log=None):
-        return y_decoding(self, texts, steps, seed, log)
+    def decoding(self, data, steps: int, seed: int, log=None):
+        return y_decoding(self, data, steps, seed, log)
 
     def frozen_text_encoder(self) -> TextEncoder | None:
         return self.y_encoder if self.y_encoder.frozen else None

@@ -8,8 +8,9 @@ Everything bench/ needs of a model is here: the members of `Model`, and three op
 reaches only through the functions at the end of this file:
 
 - embed_text(texts) -> (N, D) unit-norm text embeddings: the text-only hard-negative test;
-- decoding(texts, steps, seed, log) -> a context manager that readies generate() for its with-block and
-  yields a `Decoding` (a model that captions through a Y-decoder: `models.decoder.y_decoding`); the
+- decoding(data, steps, seed, log) -> a context manager that readies generate() for its with-block and
+  yields a `Decoding` (a model that captions through a Y-decoder: `models.decoder.y_decoding`); `data`
+  is a `DecoderData`, what the training data offers a decoder to learn from; the
   captioning and streaming tasks use it, and streaming needs it to turn an embedding stream into text;
 - frozen_text_encoder() -> a frozen models.encoders.TextEncoder whose outputs bench may cache
   (bench/cache.py), or None.
@@ -70,14 +71,24 @@ class Decoding:
     encode_targets: Callable[[list[str]], torch.Tensor]  # N texts -> (N, D)
 
 
+@dataclass(frozen=True)
+class DecoderData:
+    """What the training data offers a Y-decoder to learn from, each read only when asked: its caption
+    texts, and (where the source has clips) batches of caption clips as model inputs, each with the
+    references of every clip (the model's own predictions for them are then decoder inputs)."""
+
+    texts: Callable[[], list[str]]
+    clips: Callable[[], Iterator[tuple[Batch, list[list[str]]]]] | None = None
+
+
 @contextlib.contextmanager
-def decoding_of(model, texts: Callable[[], list[str]], steps: int, seed: int, log=None) -> Iterator[Decoding | None]:
+def decoding_of(model, data: DecoderData, steps: int, seed: int, log=None) -> Iterator[Decoding | None]:
     """The model's decoding hook as a with-block; None where the model generates without one."""
     hook = getattr(model, "decoding", None)
     if hook is None:
         yield None
         return
-    with hook(texts, steps, seed, log) as d:
+    with hook(data, steps, seed, log) as d:
         yield d
 
 

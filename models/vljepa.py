@@ -145,9 +145,9 @@ class VLJEPA(nn.Module):
                                "with model.decoder.checkpoint set to a folder written by YDecoder.save")
         return self.decoder.generate(self.embed(batch), max_tokens)
 
-    def decoding(self, texts, steps: int, seed: int, log=None):
+    def decoding(self, data, steps: int, seed: int, log=None):
         """A Y-decoder for the embedding space as it is now (models/decoder.py), for a with-block."""
-        return y_decoding(self, texts, steps, seed, log)
+        return y_decoding(self, data, steps, seed, log)
 
     def frozen_text_encoder(self) -> TextEncoder | None:
         return self.y_encoder if self.y_encoder.frozen else None

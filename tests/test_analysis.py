@@ -223,6 +223,25 @@ def test_report_has_a_power_table_for_every_committed_paired_comparison(tmp_path
     assert "seeds for the paper's Δ" in page
 
 
+def test_an_ablation_scored_by_its_captions_gets_a_cider_table_and_paired_differences():
+    from analysis.power import ablation_power
+    from analysis.tables import columns_for
+
+    rows = []
+    for seed, base in enumerate([40.0, 50.0, 45.0]):
+        for order, (setting, gap) in enumerate((("targets", 0.0), ("predictions", 7.0))):
+            for metric, shift in (("CIDEr", 0.0), ("CIDEr_decoder_ceiling", 30.0), ("CIDEr_nearest_caption", 10.0)):
+                rows.append({"sweep": "d", "order": order, "k": setting, "seed": seed, "samples_seen": 64, "budget": 64,
+                             "task": "captioning", "metric": metric, "value": base + shift + gap, "chance": None})
+    columns = columns_for({"captioning"})
+    assert columns_for({"captioning", "vqa"}) != columns and columns_for({"world"}) == []
+    md = to_markdown(ablation_table(pd.DataFrame(rows), "d", "k", columns=columns))
+    assert "| setting | seeds | CIDEr | CIDEr ceiling | CIDEr nearest caption |" in md and "nan" not in md
+    assert "| predictions | 7.0 ± 0.0 | 7.0 ± 0.0 | 7.0 ± 0.0 |" in md  # each seed's gap, paired
+    power_rows = ablation_power(ablation_table(pd.DataFrame(rows), "d", "k", columns=columns))
+    assert {r["metric"] for r in power_rows} == {"CIDEr", "CIDEr ceiling", "CIDEr nearest caption"}
+
+
 def test_ablation_tables_show_the_no_vision_prior_beside_chance():
     from analysis.tables import ablation_table, to_markdown
 

@@ -9,8 +9,7 @@ from bench.build import build_model
 from bench.cache import CachedSamples, x_features, y_targets
 from bench.config import load_run_config
 from bench.data.loader import SharedLoader, collate
-from bench.data.shapes import ShapesWorld, TrainSamples
-from bench.evalsets.shapes import WorldClips
+from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
 from tests.conftest import tiny_overrides
 
 

@@ -252,6 +252,22 @@ def test_manifest_decodes_a_real_video_and_an_image(tmp_path):
     assert np.array_equal(still[0], still[-1]) and abs(int(still.mean()) - 128) <= 2
 
 
+def test_manifest_caption_clips_are_its_caption_records_decoded_as_training_decodes_them(tmp_path):
+    _write_video(tmp_path / "clip.mp4")
+    lines = [{"video": "clip.mp4", "query": "describe", "target": "a red bar grows"},
+             {"video": "clip.mp4", "query": "what colour?", "target": "red", "candidates": ["red", "blue"], "answer": 0},
+             {"video": "clip.mp4", "target": "the bar widens"}]
+    (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    samples = ManifestSamples(ManifestConfig(path=str(tmp_path / "m.jsonl"), frames=4, size=32), seed=0)
+    clips = samples.caption_clips(10)
+    assert clips.references == [["a red bar grows"], ["the bar widens"]]  # not the question's answer
+    assert clips.queries[0] == "describe" and len(clips.visuals) == 2
+    decoded = next(samples[k]["video"] for k in range(3) if samples[k]["target"] == "a red bar grows")
+    assert np.array_equal(clips.visuals.clip(0), decoded)
+    assert samples.caption_clips(1).references == [["a red bar grows"]]
+    assert clips.visuals.identity() != samples.caption_clips(1).visuals.identity()
+
+
 def test_manifest_errors_name_file_and_line(tmp_path):
     m = tmp_path / "m.jsonl"
     m.write_text('{"video": "a.mp4", "target": "x"}\n{"target": "no media"}\n')

@@ -15,6 +15,7 @@ from bench.tasks import TASKS, captionmetrics, evaluate
 from bench.tasks.common import EvalContext, stage_queries
 from bench.tasks.retrieval import ranks_from_chunks
 from bench.tasks.streaming import chain_segments
+from models.protocol import DecoderData
 from tests.conftest import tiny_overrides
 
 
@@ -238,3 +239,51 @@ def test_no_vision_priors_are_the_best_constant_answer_and_never_below_chance():
     assert recs["accuracy"]["value"] == 100 and recs["accuracy_all"]["value"] == 50
     assert recs["accuracy"]["prior"] == 50 and recs["accuracy_shape"]["value"] == 0
     assert "accuracy_all" not in {r["metric"] for r in summarise("vqa", rows)}
+
+
+def _decoder_setup(train_on: str, clips: int = 6):
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(f"model.decoder.train_on={train_on}", "data.stage=sft",
+                                                           f"eval.decoder_clips={clips}", "eval.batch=4"))
+    model = build_model(cfg).eval()
+    source = TrainSamples(cfg.data, 0, ShapesWorld(cfg.data.shapes))
+    return cfg, model, source
+
+
+@pytest.mark.parametrize("train_on", ["predictions", "both"])
+def test_a_decoder_trained_on_predictions_sees_the_models_own_output_for_each_training_caption(train_on):
+    from bench.data.loader import collate
+    from bench.data.text import CAPTION_QUERY
+    from models.decoder import decoder_pairs
+
+    cfg, model, source = _decoder_setup(train_on)
+    ctx = EvalContext.for_run(cfg, model, "sft", torch.device("cpu"), {}, source)
+    batches = []
+    data = DecoderData(ctx.decoder_texts, lambda: batches)
+    for i in range(6):  # each training clip asked for its caption, one at a time: what the decoder must read
+        batches.append((collate([{"video": source.world.clip("train", i), "query": CAPTION_QUERY}]),
+                        [list(source.world.references("train", i))]))
+    emb, texts = decoder_pairs(model, data, train_on)
+    refs = [r for i in range(6) for r in source.world.references("train", i)]
+    with torch.no_grad():
+        own = torch.cat([model.embed(b).float().expand(len(r[0]), -1) for b, r in batches])
+    targets = source.caption_texts(6) if train_on == "both" else []
+    assert texts == targets + refs  # every reference of every clip, each paired with its clip's prediction
+    assert torch.allclose(emb[len(targets):], own, atol=1e-5)
+    if targets:
+        assert torch.allclose(emb[:len(targets)], model.encode_targets(targets).float(), atol=1e-5)
+    # the evaluation context's own batches (clip_batches, 4 at a time) give the same pairs
+    ctx_emb, ctx_texts = decoder_pairs(model, DecoderData(ctx.decoder_texts, ctx._decoder_clip_batches), train_on)
+    assert ctx_texts == texts and torch.allclose(ctx_emb, emb, atol=1e-5)
+
+
+def test_a_decoder_trained_on_predictions_captions_and_needs_clips():
+    cfg, model, source = _decoder_setup("predictions", clips=16)
+    sets = {"captioning": load_sets(load_run_config("base/tiny.yaml", tiny_overrides("eval.size=8", "eval.tasks=[captioning]")),
+                                    source.world)["captioning"]}
+    ctx = EvalContext.for_run(cfg, model, "sft", torch.device("cpu"), sets, source)
+    ctx.eval.decoder_steps = 5
+    recs = {r["metric"]: r["value"] for r in evaluate(model, ctx, ["captioning"])}
+    assert np.isfinite(recs["CIDEr"]) and "CIDEr_decoder_ceiling" in recs
+    ctx.decoder_clips = None  # a source without clips: the setting is named, nothing is trained
+    with pytest.raises(ValueError, match="train_on=predictions"):
+        evaluate(model, ctx, ["captioning"])

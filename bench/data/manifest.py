@@ -17,6 +17,7 @@ layout sees the same sequence, and the proportions are exact at every block boun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.data.clips import CaptionClips
 from bench.data.config import ManifestConfig, MixtureEntry
 from bench.data.registry import load_registry, registry_file
 from bench.data.shards import VIDEO_SUFFIXES, index_shard, sample_texts, shard_paths
@@ -149,6 +151,23 @@ def load_record(rec: Record, frames: int, size: int, where: str = "") -> np.ndar
         raise ManifestError(f"{where}:{rec.line}: cannot decode {rec.path}: {e}") from None
 
 
+class RecordClips:
+    """Visuals (bench.evalsets.sets) over manifest records: clip i is record i, decoded as training decodes it."""
+
+    def __init__(self, records: list[Record], frames: int, size: int, where: str):
+        self.records, self.frames, self.size, self.where = records, frames, size, where
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clip(self, i: int) -> np.ndarray:
+        return load_record(self.records[i], self.frames, self.size, self.where)
+
+    def identity(self) -> tuple:
+        h = hashlib.sha256("".join(f"{r.path}\x00{r.line}\x01" for r in self.records).encode())
+        return "manifest_records", h.hexdigest(), self.frames, self.size
+
+
 def check_dataset(name: str, on_error: str = "fail", probes: int = 8) -> None:
     """A training dataset resolves and every line parses; every file it names exists; and `probes` samples
     spread over it (the first and the last among them) decode, at their prepared shape if they have one.
@@ -268,11 +287,16 @@ class ManifestSamples:
         texts = [r.target for r in self.records if not r.candidates][:n]
         return list(dict.fromkeys(texts))
 
+    def caption_clips(self, n: int) -> CaptionClips:
+        """The records of the first n caption targets (as caption_texts), each with its own query and its
+        target as its one reference."""
+        records = [r for r in self.records if not r.candidates][:n]
+        return CaptionClips(RecordClips(records, self.cfg.frames, self.cfg.size, self.cfg.path or "mixture"),
+                            [r.query for r in records], [[r.target] for r in records])
+
     def mixture_summary(self) -> list[dict[str, Any]]:
         """The mixture, for the run's parity block: each dataset's name, weight, share, records and a hash
         of its records (what twins must share)."""
-        import hashlib
-
         out = []
         for (name, weight, records), count in zip(self.sources, self._counts):
             h = hashlib.sha256()

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from bench.data.clips import CaptionClips
 from bench.data.config import DataConfig, ShapesConfig
 from bench.data.items import class_names, vqa_item
 from bench.data.render import render
@@ -61,6 +63,27 @@ class ShapesWorld:
     def references(self, split: str, index: int) -> tuple[str, ...]:
         """The canonical caption, then the paraphrases: every correct description of the clip."""
         return tuple(paraphrases(self.scene(split, index), self.cfg.paraphrases, self._rng(split, index, 1)))
+
+
+# what a split's clips depend on: not the texts, not the other splits' sizes
+_NOT_PIXELS = ("paraphrases", "fps", "train_size", "val_size", "test_size", "novel_size")
+
+
+class WorldClips:
+    """Every clip of one split of the world, rendered on demand."""
+
+    def __init__(self, world: ShapesWorld, split: str):
+        self.world, self.split = world, split
+
+    def __len__(self) -> int:
+        return self.world.size(self.split)
+
+    def clip(self, i: int) -> np.ndarray:
+        return self.world.clip(self.split, i)
+
+    def identity(self) -> tuple:
+        pixels = {k: v for k, v in asdict(self.world.cfg).items() if k not in _NOT_PIXELS}
+        return pixels, self.split, len(self)
 
 
 def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -116,6 +139,13 @@ class TrainSamples:
     def caption_texts(self, n: int) -> list[str]:
         """The distinct reference captions of the first n training clips, sorted: what a Y-decoder learns from."""
         return sorted({r for i in range(min(n, self.n)) for r in self.world.references("train", i)})
+
+    def caption_clips(self, n: int) -> CaptionClips:
+        """The first n training clips with the caption query and all their references: what a Y-decoder
+        trained on predictions sees (the same clips whose references caption_texts gives)."""
+        m = min(n, self.n)
+        return CaptionClips(WorldClips(self.world, "train"), [CAPTION_QUERY] * m,
+                            [list(self.world.references("train", i)) for i in range(m)])
 
     def possible_targets(self) -> list[str]:
         """Every target text a sample of this stage can draw, shortest first: the target cache's keys."""

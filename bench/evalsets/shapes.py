@@ -6,8 +6,6 @@ At most eval.size items per task (0: the whole split); streams come from the wor
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import numpy as np
 
 from bench.data.items import (
@@ -20,29 +18,9 @@ from bench.data.items import (
     vqa_items,
     world_items,
 )
-from bench.data.shapes import ShapesWorld
+from bench.data.shapes import ShapesWorld, WorldClips
 from bench.data.text import CLASS_PROMPTS
 from bench.evalsets.sets import CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet, Stream, StreamSet
-
-# what a split's clips depend on: not the texts, not the other splits' sizes
-_NOT_PIXELS = ("paraphrases", "fps", "train_size", "val_size", "test_size", "novel_size")
-
-
-class WorldClips:
-    """Every clip of one split of the world, rendered on demand."""
-
-    def __init__(self, world: ShapesWorld, split: str):
-        self.world, self.split = world, split
-
-    def __len__(self) -> int:
-        return self.world.size(self.split)
-
-    def clip(self, i: int) -> np.ndarray:
-        return self.world.clip(self.split, i)
-
-    def identity(self) -> tuple:
-        pixels = {k: v for k, v in asdict(self.world.cfg).items() if k not in _NOT_PIXELS}
-        return pixels, self.split, len(self)
 
 
 class WorldStates(WorldClips):

@@ -11,11 +11,12 @@ import torch
 
 from bench.cache import eval_features
 from bench.config import EvalConfig, RunConfig
+from bench.data.clips import CaptionClips
 from bench.data.loader import collate
 from bench.data.text import CAPTION_QUERY, CLASSIFY_QUERY
 from bench.evalsets.registry import clip_shape
 from bench.evalsets.sets import Visuals
-from models.protocol import decoding_of
+from models.protocol import DecoderData, decoding_of
 
 
 def stage_queries(data_stage: str) -> dict[str, str]:
@@ -40,6 +41,8 @@ class EvalContext:
     seed: int
     # caption texts of the training data: what a Y-decoder is trained on (models/decoder.py)
     decoder_texts: Callable[[], list[str]] | None = None
+    # the training data's caption clips, for a Y-decoder trained on the model's predictions
+    decoder_clips: Callable[[], CaptionClips] | None = None
     # the frozen X-encoder's cached output for a set's clips, or None to encode pixels (bench/cache.py)
     features: Callable[[Visuals], np.ndarray | None] | None = field(default=None, repr=False)
     # keeps each task's per-item outputs (task, set name, rows): what its metrics were computed from
@@ -56,6 +59,7 @@ class EvalContext:
         training data for a Y-decoder, and (with data.cache) the cached features of every set's clips."""
         ctx = cls.from_config(cfg, sets, stage_queries(data_stage), device,
                               lambda: train_samples.caption_texts(cfg.eval.decoder_clips))
+        ctx.decoder_clips = lambda: train_samples.caption_clips(cfg.eval.decoder_clips)
         if cfg.data.cache:
             ctx.features = eval_features(model, rank, log)
         ctx.predictions = predictions
@@ -69,8 +73,15 @@ class EvalContext:
 
     def decoding(self, model, log=None):
         """The model's decoding hook for a with-block (models/protocol.py), trained on the training data's
-        captions when it needs a Y-decoder; yields None for a model that generates without one."""
-        return decoding_of(model, self.decoder_texts or _no_texts, self.eval.decoder_steps, self.seed, log)
+        captions (and clips) when it needs a Y-decoder; yields None for a model that generates without one."""
+        data = DecoderData(self.decoder_texts or _no_texts, self._decoder_clip_batches if self.decoder_clips else None)
+        return decoding_of(model, data, self.eval.decoder_steps, self.seed, log)
+
+    def _decoder_clip_batches(self) -> Iterator[tuple[dict, list[list[str]]]]:
+        clips = self.decoder_clips()
+        indices = list(range(len(clips.references)))
+        for sl, batch in clip_batches(self, clips.visuals, indices, clips.queries):
+            yield batch, clips.references[sl]
 
 
 def _no_texts() -> list[str]:
