@@ -58,7 +58,7 @@ def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
         last = files[-1]
         items = [json.loads(line) for line in last.read_text().splitlines() if line.strip()]
         for (source, attr), value in score_rows(items).items():
-            rows.append({"model": r.model, "condition": r.condition, "order": r.order, "seed": r.seed,
+            rows.append({"model": r.model, "condition": r.label or r.condition, "order": r.order, "seed": r.seed,
                          "samples_seen": int(last.parent.name),
                          "source": source, "attribute": attr, "value": value})
     return pd.DataFrame(rows)

@@ -293,7 +293,8 @@ def training_loss(curves: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
             ax.plot(gs["samples_seen"], gs["loss"], color=c, lw=0.6, alpha=0.5)
         mean = g.groupby("samples_seen")["loss"].mean()
         ax.plot(mean.index, mean.values, color=c, lw=1.6)
-        ax.set_title(condition, fontsize=8)
+        label = g["label"].iloc[0] if "label" in g and isinstance(g["label"].iloc[0], str) else condition
+        ax.set_title(_tick(label, 48), fontsize=8)
         ax.set_xlabel("samples seen")
         ax.set_ylabel("training loss")
     for k in range(len(conditions), rows * cols):

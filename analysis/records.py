@@ -34,12 +34,14 @@ def _flat(prefix: str, obj, out: dict) -> None:
 
 
 def sweeps(results: Path) -> dict[str, list[dict]]:
-    """run_id -> the sweeps it belongs to: [{sweep, condition, seed, point, swept}]."""
+    """run_id -> the sweeps it belongs to: [{sweep, condition, label, seed, point, swept}] (label: the
+    condition's readable name where the sweep file gives one, else the condition)."""
     out: dict[str, list[dict]] = {}
     for f in sorted((results / SWEEPS).glob("*.json")):
         rec = json.loads(f.read_text())
         for order, r in enumerate(rec.get("runs", [])):  # order: the sweep's own (grid) order
             out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"], "order": order,
+                                                    "label": r.get("label") or r["condition"],
                                                     "seed": r["seed"], "point": r.get("point", {}),
                                                     "swept": rec.get("swept", [])})
     return out
@@ -57,7 +59,8 @@ def runs(results: str | Path) -> pd.DataFrame:
                 "samples_done": rec.get("samples_seen"),
                 "wall_s": rec["finished"] - rec["started"] if rec.get("finished") and rec.get("started") else None}
         for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
-            row = {**base, "sweep": m["sweep"], "condition": m["condition"], "order": m.get("order")}
+            row = {**base, "sweep": m["sweep"], "condition": m["condition"], "label": m.get("label"),
+                   "order": m.get("order")}
             for k, v in m.get("point", {}).items():
                 row[k] = v if not isinstance(v, (list, dict)) else json.dumps(v)
             rows.append(row)
@@ -94,14 +97,14 @@ def training_curves(results: str | Path) -> pd.DataFrame:
     sweep, condition, seed and model (metrics.jsonl; runs without logged steps have no rows)."""
     results = Path(results)
     run_frame = runs(results)
-    columns = ["run_id", "sweep", "condition", "seed", "model", "samples_seen", "loss"]
+    columns = ["run_id", "sweep", "condition", "label", "seed", "model", "samples_seen", "loss"]
     if run_frame.empty:
         return pd.DataFrame(columns=columns)
     rows = [{"run_id": rid, "samples_seen": r["samples_seen"], "loss": r["loss"]}
             for rid in run_frame["run_id"].unique()
             for r in read_jsonl(RunDir(results / RUNS / rid).metrics) if "loss" in r]
     steps = pd.DataFrame(rows, columns=["run_id", "samples_seen", "loss"])
-    return run_frame[["run_id", "sweep", "condition", "seed", "model"]].merge(steps, on="run_id")[columns]
+    return run_frame[["run_id", "sweep", "condition", "label", "seed", "model"]].merge(steps, on="run_id")[columns]
 
 
 def summary_rows(ev: pd.DataFrame) -> pd.Series:

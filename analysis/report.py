@@ -58,11 +58,15 @@ BANDS = "lines: the mean over seeds; bands: its 95% t-interval; dotted: chance"
 
 
 def _setting_key(f, swept: list[str]):
-    """(frame, the column that names an ablation's settings): the first swept key whose values tell every
-    condition apart; where none does alone (a zip of several keys, such as the Y-encoder's), a column
-    "setting" of the varying keys' values joined."""
-    keys = [k for k in swept if k in f.columns]
+    """(frame, the column that names an ablation's settings): the readable names the sweep file gives
+    its conditions (a zip group's 'label'), where it gives them; else the first swept key whose values tell
+    every condition apart; where none does alone (a zip of several keys), a column "setting" of the
+    varying keys' values joined."""
     conditions = f.drop_duplicates("condition")
+    if "label" in f.columns and (conditions["label"] != conditions["condition"]).any() \
+            and conditions["label"].nunique() == len(conditions):
+        return f.assign(setting=f["label"]), "setting"
+    keys = [k for k in swept if k in f.columns]
     for k in keys:
         if conditions[k].astype(str).nunique() == len(conditions):
             return f, k

@@ -18,7 +18,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import EXPERIMENTS, ConfigError, RunConfig, SweepConfig, load_run_config, load_sweep_config, parse_override
+from bench.config import (
+    EXPERIMENTS,
+    ZIP_LABEL,
+    ConfigError,
+    RunConfig,
+    SweepConfig,
+    load_run_config,
+    load_sweep_config,
+    parse_override,
+)
 from bench.configlib import to_dict
 from bench.data.loader import fingerprint
 from bench.data.sources import stage_data, train_samples, training_data_problems
@@ -45,19 +54,34 @@ class SweepRun:
     seed: int
     point: dict[str, Any]
     condition: str
+    label: str = ""  # the condition's readable name, where the sweep file gives one (zip 'label')
 
     @property
     def run_id(self) -> str:
         return self.cfg.run_id
 
 
+def labelled_points(sweep: SweepConfig) -> list[tuple[dict[str, Any], str]]:
+    """(point, readable name) for each point of the cartesian product of the grid and of each zip group
+    (whose lists vary together). The name joins each zip group's 'label' where it has one and key=value
+    otherwise; it is empty where no group is labelled (the condition then names the point)."""
+    axes: list[list[tuple[dict[str, Any], str]]] = [[({k: v}, f"{k}={v}") for v in values]
+                                                    for k, values in sweep.grid.items()]
+    labelled = False
+    for group in sweep.zip:
+        keys = [k for k in group if k != ZIP_LABEL]
+        names = group.get(ZIP_LABEL)
+        labelled |= names is not None
+        points = [dict(zip(keys, vals)) for vals in zip(*(group[k] for k in keys))]
+        axes.append([(p, names[i] if names else condition_label(p)) for i, p in enumerate(points)])
+    combos = [({k: v for part, _ in combo for k, v in part.items()}, ", ".join(n for _, n in combo))
+              for combo in itertools.product(*axes)] or [({}, "")]
+    return [(point, name if labelled else "") for point, name in combos]
+
+
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
     """The cartesian product of the grid and of each zip group (whose lists vary together)."""
-    axes: list[list[dict[str, Any]]] = [[{k: v} for v in values] for k, values in sweep.grid.items()]
-    for group in sweep.zip:
-        keys = list(group)
-        axes.append([dict(zip(keys, vals)) for vals in zip(*group.values())])
-    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*axes)] or [{}]
+    return [point for point, _ in labelled_points(sweep)]
 
 
 def condition_label(point: dict[str, Any]) -> str:
@@ -75,7 +99,7 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
         except ConfigError as e:
             cli_error = e
     runs, errors = [], []
-    for point in grid_points(sweep):
+    for point, readable in labelled_points(sweep):
         label = condition_label(point)
         for seed in sweep.seeds:
             settings = {**sweep.set, **{f"launch.{k}": v for k, v in sweep.launch.items()}, **point,
@@ -87,7 +111,7 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
             except ConfigError as e:
                 errors.append(str(e))
                 continue
-            runs.append(SweepRun(cfg, seed, point, label))
+            runs.append(SweepRun(cfg, seed, point, label, readable))
     if errors and cli_error is not None:  # the command line's mistake: said once, not once per run
         raise cli_error
     if errors:
@@ -210,8 +234,9 @@ def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun
         shown = str(sweep_file)
     write_json(path, {
         "name": sweep.name, "file": shown, "overrides": list(overrides),
-        "swept": list(sweep.grid) + [k for g in sweep.zip for k in g],
-        "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point} for r in runs],
+        "swept": sweep.swept(),
+        "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point,
+                  **({"label": r.label} if r.label else {})} for r in runs],
         "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
     })
 
@@ -264,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, SweepError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    swept = list(sweep.grid) + [k for g in sweep.zip for k in g]
+    swept = sweep.swept()
     problems = check_parity(runs, swept)
     if problems:
         print("error: parity check failed; nothing was submitted:\n  - " + "\n  - ".join(problems), file=sys.stderr)

@@ -218,7 +218,7 @@ def table(runs: list[Any], states: list[RunStatus]) -> str:
     rows = ["| run_id | seed | condition | samples | time left | state |", "|---|---:|---|---:|---:|---|"]
     for r, s in zip(runs, states):
         left = "" if s.kind == "done" else duration(s.eta_s) if s.eta_s is not None else ""
-        rows.append(f"| {r.run_id} | {r.seed} | {r.condition} | {s.seen:,}/{s.budget:,} | {left} | {s.state} |")
+        rows.append(f"| {r.run_id} | {r.seed} | {r.label or r.condition} | {s.seen:,}/{s.budget:,} | {left} | {s.state} |")
     return "\n".join(rows)
 
 

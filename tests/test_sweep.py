@@ -63,6 +63,49 @@ def test_grid_zip_and_seeds_expand(tmp_path):
     assert all(r.cfg.model.lm.layers == ":" for r in vlm)  # zipped keys vary together
 
 
+def test_a_zip_groups_labels_name_its_conditions_without_changing_a_run(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from analysis.records import runs as run_frame
+    from analysis.report import _setting_key
+
+    body = """
+        name: z
+        base: base/tiny.yaml
+        results: RESULTS
+        grid:
+          model.attention: [bidirectional, causal]
+        zip:
+          - LABELS
+            model.name: [vljepa, vlm]
+            model.lm.layers: ["-2:", ":"]
+    """
+    plain, path = load_sweep_config(sweep_file(tmp_path, body.replace("LABELS", "")))
+    named, _ = load_sweep_config(sweep_file(tmp_path, body.replace("LABELS", "label: [VL-JEPA, token VLM]"), "n.yaml"))
+    assert named.swept() == plain.swept() == ["model.attention", "model.name", "model.lm.layers"]
+    before, after = expand(plain, path), expand(named, path)
+    assert [r.run_id for r in before] == [r.run_id for r in after]  # a name is not a setting
+    assert [r.label for r in after] == ["model.attention=bidirectional, VL-JEPA", "model.attention=bidirectional, token VLM",
+                                        "model.attention=causal, VL-JEPA", "model.attention=causal, token VLM"]
+    assert all(r.label == "" for r in before)
+    assert main([str(tmp_path / "n.yaml"), "--dry-run"]) == 0
+    bad = sweep_file(tmp_path, body.replace("LABELS", "label: [one]"), "bad.yaml")
+    with pytest.raises(ValueError, match="one length"):
+        load_sweep_config(bad)[0].check()
+    # the report names the settings by the labels; a sweep without labels keeps its keys
+    from bench.sweep import write_sweep_record
+    write_sweep_record(named, path, after, {})
+    rec = json.loads((tmp_path / "results" / "sweeps" / "z.json").read_text())
+    assert rec["swept"] == named.swept() and {r["label"] for r in rec["runs"]} == {r.label for r in after}
+    frame = pd.DataFrame([{"condition": r.condition, "label": r.label, "model.attention": r.point["model.attention"]}
+                          for r in after])
+    f, key = _setting_key(frame, named.swept())
+    assert key == "setting" and list(f["setting"]) == [r.label for r in after]
+    assert run_frame(tmp_path / "results").empty  # no run has run: the records know only the sweep
+
+
 def test_one_invalid_grid_point_submits_nothing_and_names_it(tmp_path, capsys):
     f = sweep_file(tmp_path, """
         name: bad
