@@ -41,7 +41,7 @@ from bench.flops import flops_per_sample
 from bench.results import write_atomic, write_json
 from bench.step import PHASES, Clock, optimizer_step, seed_process, to_device
 from bench.sweep import expand
-from models.protocol import decoding_of
+from models.protocol import DecoderData, decoding_of
 
 PAPER_OFFLINE = [  # random weights from each backbone's `arch`, token ids from the built-in tokenizer
     "model.x_encoder.backbone.pretrained=", "model.lm.backbone.pretrained=", "model.y_encoder.backbone.pretrained=",
@@ -136,7 +136,7 @@ def inference(model, world: ShapesWorld, captions: list[str], device: torch.devi
             model.score(b, names[:k])
             times.append(clock() - t)
         out[f"score_K{k}_ms_per_sample"] = statistics.median(times) / batch * 1e3
-    with decoding_of(model, lambda: captions, steps=1, seed=0):
+    with decoding_of(model, DecoderData(lambda: captions), steps=1, seed=0):
         t = clock()
         model.generate(b, 16)
         out["generate_ms_per_sample"] = (clock() - t) / batch * 1e3

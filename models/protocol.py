@@ -84,6 +84,9 @@ class DecoderData:
 @contextlib.contextmanager
 def decoding_of(model, data: DecoderData, steps: int, seed: int, log=None) -> Iterator[Decoding | None]:
     """The model's decoding hook as a with-block; None where the model generates without one."""
+    if not isinstance(data, DecoderData):
+        raise TypeError(f"decoding_of takes a models.protocol.DecoderData (the training data's caption texts and "
+                        f"clips), got {type(data).__name__}")
     hook = getattr(model, "decoding", None)
     if hook is None:
         yield None
