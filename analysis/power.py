@@ -128,6 +128,8 @@ def ablation_power(table: pd.DataFrame) -> list[dict]:
     for _, r in table.iloc[1:].iterrows():
         for lab in labels:
             diffs = pd.Series(r[f"{lab} per seed"], dtype=float) - pd.Series(first[f"{lab} per seed"], dtype=float)
+            if len(diffs.dropna()) and (diffs.dropna() == 0).all():
+                continue  # equal in every seed: a reading the swept key does not touch (a baseline beside it)
             a, b = _number(r[f"{lab} paper"]), _number(first[f"{lab} paper"])
             paper = a - b if a is not None and b is not None else None
             noise = eval_noise(_number(r.get(f"{lab} se")), _number(first.get(f"{lab} se")))

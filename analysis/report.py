@@ -133,9 +133,12 @@ def build(results: Path, out: Path) -> Path:
                     paths = figures.ablation_chart(table, sweep, figs)
                     md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
                     (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
+                    marks = ("dotted: chance; white diamonds: the paper's Table 5 row for the setting"
+                             if columns is tables.ABLATION_COLUMNS else
+                             "CIDEr x100 of the captions, of the decoder's ceiling and of the nearest training caption")
                     sections += ["", md, "", _img(paths, out), "",
                                  "*Bars: the mean over seeds at the final sample count; whiskers: its 95% t-interval; "
-                                 "dotted: chance; white diamonds: the paper's Table 5 row for the setting.*", "",
+                                 f"{marks}.*", "",
                                  f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
                     sections += _power(power.ablation_power(table))
                 if "captioning" in tasks:
