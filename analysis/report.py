@@ -19,7 +19,7 @@ from analysis import captions, figures, power, tables
 from analysis.records import metrics, training_curves
 from bench.results import SWEEPS
 
-ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "depth": "depth",
+ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention", "depth": "depth",
                   "pretraining": "pretraining", "y_encoder": "y_encoder", "lm_init": "lm_init"}
 
 
