@@ -58,7 +58,7 @@ def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
         last = files[-1]
         items = [json.loads(line) for line in last.read_text().splitlines() if line.strip()]
         for (source, attr), value in score_rows(items).items():
-            rows.append({"model": r.model, "condition": r.label or r.condition, "order": r.order, "seed": r.seed,
+            rows.append({"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,
                          "samples_seen": int(last.parent.name),
                          "source": source, "attribute": attr, "value": value})
     return pd.DataFrame(rows)
@@ -90,8 +90,10 @@ def attribute_markdown(table: pd.DataFrame, by: str = "model") -> str:
     prior = table[table["source"] == PRIOR].groupby("attribute")["value"].mean()
     lines.append("| no-vision prior (the most frequent value) | " + " | ".join(f"{prior.get(a, float('nan')):.1f}"
                                                                             for a in ATTRIBUTES) + " |")
-    pairs = [(models[0], models[1])] if by == "model" and len(models) == 2 else \
-        [(m, models[0]) for m in models[1:]] if by != "model" else []
+    if by == "model":  # the twins: the first minus the second
+        pairs = [(models[0], models[1])] if len(models) == 2 else []
+    else:  # an ablation: each setting minus the first
+        pairs = [(m, models[0]) for m in models[1:]]
     for first, second in pairs:
         cells = []
         for attr in ATTRIBUTES:

@@ -32,7 +32,7 @@ from bench import dist as distenv
 from bench import speedups
 from bench.build import build_model
 from bench.cache import training_samples
-from bench.config import REPO_ROOT, RunConfig, load_run_config, load_sweep_config
+from bench.config import REPO_ROOT, RunConfig, load_run_config
 from bench.data.items import class_names
 from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples
@@ -41,6 +41,7 @@ from bench.flops import flops_per_sample
 from bench.results import write_atomic, write_json
 from bench.step import PHASES, Clock, optimizer_step, seed_process, to_device
 from bench.sweep import expand
+from bench.sweepconfig import load_sweep_config
 from models.protocol import DecoderData, decoding_of
 
 PAPER_OFFLINE = [  # random weights from each backbone's `arch`, token ids from the built-in tokenizer

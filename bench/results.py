@@ -22,6 +22,7 @@ else of the suite.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import tempfile
@@ -196,7 +197,6 @@ def _folder_name(part: str) -> str:
     raw = part.encode()
     if len(raw) <= MAX_FOLDER_NAME:
         return part
-    import hashlib
     return raw[:MAX_FOLDER_NAME - 9].decode(errors="ignore") + "~" + hashlib.sha256(raw).hexdigest()[:8]
 
 

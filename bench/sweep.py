@@ -18,16 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.config import (
-    EXPERIMENTS,
-    ZIP_LABEL,
-    ConfigError,
-    RunConfig,
-    SweepConfig,
-    load_run_config,
-    load_sweep_config,
-    parse_override,
-)
+from bench.config import EXPERIMENTS, ConfigError, RunConfig, load_run_config, parse_override
 from bench.configlib import to_dict
 from bench.data.loader import fingerprint
 from bench.data.sources import stage_data, train_samples, training_data_problems
@@ -35,6 +26,7 @@ from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, validate
 from bench.launch import EXECUTORS, default_executor, describe_outcome, submit
 from bench.results import RUNS, SWEEPS, read_json, write_json
+from bench.sweepconfig import ZIP_LABEL, SweepConfig, load_sweep_config
 from bench.sweepstatus import RunStatus, clock, statuses, summary, table
 from models import registry
 

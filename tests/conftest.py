@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,29 @@ def exported(tmp_path_factory):
     data = [o for o in tiny_overrides() if o.startswith("data.")]
     assert main(["--out", str(out), "--train", "64", "--streams", "2", *data]) == 0
     return out
+
+
+# sweeps: a tiny run's settings, a sweep file from text, and a two-loss tiny sweep (test_sweep, test_slurm)
+TINY_RUN = [*FAST_Y, *SMALL_DATA, "model.embed_dim=64", "train.global_batch=32", "train.micro_batch=32",
+            "train.warmup_samples=64", "train.log_every=1", "eval.size=16", "eval.batch=16",
+            "eval.tasks=[classification, vqa]"]
+
+
+def sweep_file(tmp_path: Path, body: str, name: str = "s.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).replace("RESULTS", str(tmp_path / "results")))
+    return path
+
+
+def tiny_sweep(tmp_path: Path, budget: int = 128, losses=("infonce", "cosine"), seeds=(0,)) -> Path:
+    import yaml
+
+    from bench.config import parse_override
+
+    body = {"name": "tinyloss", "base": "base/tiny.yaml", "results": str(tmp_path / "results"),
+            "set": {**dict(parse_override(o) for o in TINY_RUN), "train.budget.samples": budget,
+                    "eval.grid": [budget]},
+            "grid": {"model.loss.name": list(losses)}, "seeds": list(seeds)}
+    path = tmp_path / "tinyloss.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path

@@ -14,7 +14,7 @@ from bench.config import run_id
 from bench.eval import main as eval_main
 from bench.export import main as export_main
 from bench.results import RunDir, read_jsonl
-from tests.test_train import cfg_for, run_in_process
+from tests.tinyrun import cfg_for, run_in_process
 
 
 @pytest.mark.parametrize("zero", [0, 2, 3])

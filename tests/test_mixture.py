@@ -130,7 +130,7 @@ def test_the_paper_recipe_validates_when_its_datasets_are_there(exported, tmp_pa
 
 @pytest.mark.slow
 def test_a_two_stage_mixture_run_killed_and_resumed_sees_exactly_the_same_samples(two_manifests, exported, tmp_path):
-    from tests.test_train import _final, cli
+    from tests.tinyrun import cli, final_records
 
     a, b = two_manifests
     stages = (f"train.stages=[{{name: one, data_stage: pretrain, samples: 192, datasets: [{{name: '{a}', weight: 3}}, "
@@ -155,8 +155,8 @@ def test_a_two_stage_mixture_run_killed_and_resumed_sees_exactly_the_same_sample
     proc.wait()
     resumed = cli(tmp_path / "killed", *common, env=env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    e_ref, l_ref, d_ref = _final(tmp_path / "ref", common)
-    e_res, l_res, d = _final(tmp_path / "killed", common)
+    e_ref, l_ref, d_ref = final_records(tmp_path / "ref", common)
+    e_res, l_res, d = final_records(tmp_path / "killed", common)
     assert e_ref and e_ref == e_res and l_ref == l_res  # every metric and every logged loss, bit for bit
     record = read_json(d / RUN_RECORD)
     assert record["status"] == "done" and record.get("resumes", 0) >= 1

@@ -10,7 +10,7 @@ from bench import speedups
 from bench.config import run_id
 from bench.results import METRICS, read_jsonl
 from tests.test_models import batches, tiny
-from tests.test_train import cfg_for, run_in_process
+from tests.tinyrun import cfg_for, run_in_process
 
 
 def _grads(name: str, checkpointing: bool) -> tuple[float, dict[str, torch.Tensor]]:

@@ -71,7 +71,7 @@ def test_a_recipe_needs_a_random_lm_and_the_shapes_world():
 
 
 def test_a_sweep_holds_the_lm_equal_inside_a_comparison_group():
-    from bench.config import load_sweep_config
+    from bench.sweepconfig import load_sweep_config
     path = "experiments/comparison/jepa_vs_vlm.yaml"
     runs = expand(*load_sweep_config(path))
     assert not check_parity(runs, ["model.name", "model.lm.layers"], fingerprints=False)

@@ -11,7 +11,7 @@ import pytest
 from bench.config import ConfigError, load_run_config, run_id
 from bench.results import EVALS, METRICS, RunDir, read_csv_rows, read_jsonl
 from bench.trackers import eval_tag
-from tests.test_train import cfg_for, run_in_process
+from tests.tinyrun import cfg_for, run_in_process
 
 
 def tensorboard_scalars(folder: Path) -> dict[str, dict[int, float]]:
