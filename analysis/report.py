@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from analysis import captions, figures, power, tables
-from analysis.records import metrics, training_curves
+from analysis import captions, evalnoise, figures, power, tables
+from analysis.records import metrics, runs, training_curves
 from bench.results import SWEEPS
 
 ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention", "depth": "depth",
@@ -47,6 +47,17 @@ def _power(rows: list[dict]) -> list[str]:
             "items alone would give, from the records' standard errors; the smallest difference a paired t-test "
             "finds with 80% power at these seeds; the seeds the paper's difference would need):", "",
             power.power_markdown(rows)]
+
+
+def _noise(results: Path, run_frame, sweep: str) -> list[str]:
+    """Evaluation noise beside seed noise at each evaluation size the runs kept hits for (analysis/evalnoise.py)."""
+    rows = evalnoise.noise_rows(results, run_frame, sweep)
+    if not rows:
+        return []
+    return ["", "Evaluation noise beside seed noise, at each evaluation size the runs kept per-item hits for (the "
+            "training's last evaluation, and re-evaluations of the last checkpoint by `python -m bench.eval RUN "
+            "--size N --name NAME`): the split-half standard error of one seed's difference from the items alone "
+            "(analysis/evalnoise.py), beside the seed SD of the difference:", "", evalnoise.noise_markdown(rows)]
 
 
 def _img(paths: list[Path], out: Path) -> str:
@@ -81,6 +92,7 @@ def _setting_key(f, swept: list[str]):
 def build(results: Path, out: Path) -> Path:
     frame = metrics(results)
     losses = training_curves(results)
+    run_frame = runs(results)
     out.mkdir(parents=True, exist_ok=True)
     figs = out / "figures"
     sections = ["# vljepa-bench report", "",
@@ -158,6 +170,7 @@ def build(results: Path, out: Path) -> Path:
                              "and gap with 95% intervals from a bootstrap over its streams, and the control that "
                              "shows how much of a factor saturation alone gives:", "", per_run]
             sections += _power(power.selective_power(f, sweep))
+        sections += _noise(results, run_frame, sweep)
         curves = losses[losses["sweep"] == sweep]
         if len(curves):
             paths = figures.training_loss(curves, sweep, figs)

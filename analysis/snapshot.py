@@ -1,6 +1,7 @@
-"""Copy the records of finished sweeps (no checkpoints; of the per-item outputs only the captions of each run's
-last evaluation) into a small folder that can be committed, so the report and its tests work without training
-first. Runs of the folder that no sweep lists any more are removed.
+"""Copy the records of finished sweeps (no checkpoints; of the per-item outputs only the captions and the hits
+of each run's last evaluation) into a small folder that can be committed, so the report and its tests work
+without training first. A run's on-demand evaluations (bench.eval: records and hits) come with it. Runs of
+the folder that no sweep lists any more are removed.
 
     python -m analysis.snapshot --results results --out results/example --sweeps loss
 
@@ -18,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from bench.results import PREDICTIONS, RECORD_FILES, RUNS, SWEEPS, RunDir
+from bench.results import ONDEMAND, OUTCOMES, PREDICTIONS, RECORD_FILES, RUNS, SWEEPS, RunDir
 
 
 class ProvenanceError(ValueError):
@@ -66,22 +67,41 @@ def snapshot(results: Path, out: Path, sweeps: list[str], allow_dirty: bool = Fa
             for f in RECORD_FILES:
                 if (src / f).is_file():
                     shutil.copy2(src / f, dst / f)
-            _copy_last_captions(src, dst)
+            _copy_last_outputs(src, dst)
+            _copy_ondemand(src, dst)
             copied += 1
     prune(out)
     return copied
 
 
-def _copy_last_captions(src: Path, dst: Path) -> None:
-    """The captions of a run's last evaluation that has any (predictions/<samples>/captioning__*.jsonl): what
-    the report's per-attribute caption scores read, and what anyone can rescore CIDEr from."""
-    folders = sorted(p.parent for p in (src / PREDICTIONS).glob("*/captioning__*.jsonl"))
+KEPT_OUTPUTS = ("captioning__*.jsonl", f"*.{OUTCOMES}.jsonl")  # small, and what the report reads
+
+
+def _copy_last_outputs(src: Path, dst: Path) -> None:
+    """Of each kind of KEPT_OUTPUTS, the files of a run's last evaluation that has any: its captions (what the
+    report's per-attribute caption scores read, and what anyone can rescore CIDEr from) and its hits (what the
+    split-half estimate of evaluation noise reads)."""
     shutil.rmtree(dst / PREDICTIONS, ignore_errors=True)
-    if folders:
-        last = folders[-1]
-        for f in sorted(last.glob("captioning__*.jsonl")):
+    for pattern in KEPT_OUTPUTS:
+        folders = sorted({p.parent for p in (src / PREDICTIONS).glob(f"*/{pattern}")})
+        if folders:
+            last = folders[-1]
             (dst / PREDICTIONS / last.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, dst / PREDICTIONS / last.name / f.name)
+            for f in sorted(last.glob(pattern)):
+                shutil.copy2(f, dst / PREDICTIONS / last.name / f.name)
+
+
+def _copy_ondemand(src: Path, dst: Path) -> None:
+    """A run's on-demand evaluations: their records, and of their per-item outputs the kept kinds."""
+    shutil.rmtree(dst / ONDEMAND, ignore_errors=True)
+    for rec in sorted((src / ONDEMAND).glob("*.jsonl")):
+        (dst / ONDEMAND).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(rec, dst / ONDEMAND / rec.name)
+        outputs = rec.with_suffix(".predictions")
+        for pattern in KEPT_OUTPUTS:
+            for f in sorted(outputs.glob(pattern)):
+                (dst / ONDEMAND / outputs.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, dst / ONDEMAND / outputs.name / f.name)
 
 
 def prune(out: Path) -> list[str]:

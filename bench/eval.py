@@ -1,19 +1,24 @@
 """Evaluate a run's checkpoint on demand, with the same task code training runs on its sample grid.
 
     python -m bench.eval results/runs/<run_id> [--tasks captioning streaming] [--split test] [--size 200]
+    python -m bench.eval results/runs/<run_id> --size 4000 --name items4000   # kept beside the default's records
     python -m bench.eval results/runs/<run_id> --sets classification=kinetics400,ssv2 retrieval=msrvtt
     python -m bench.eval results/runs/<run_id>/checkpoints/<tag>
     python -m bench.eval exported/<name>        # a folder python -m bench.export wrote
 
---sets replaces the run's eval sets of a task (registry names or dataset folders, bench/evalsets). Writes
-the records to <run_dir>/ondemand/<tag>.jsonl, each task's as it finishes, the per-item outputs (captions,
-choices) to <run_dir>/ondemand/<tag>.predictions/ (an export's: under its folder), and prints a table.
+--sets replaces the run's eval sets of a task (registry names or dataset folders, bench/evalsets). --size
+above the shapes world's split (data.shapes.val_size, ...) enlarges the split: its items are a pure function
+of their index, so the first items are the run's own. Writes the records to <run_dir>/ondemand/<tag>.jsonl
+(<tag>.<name>.jsonl with --name), each task's as it finishes and each naming the commit that evaluated it,
+the per-item outputs (captions, choices, hits) to <run_dir>/ondemand/<tag>[.<name>].predictions/ (an
+export's: under its folder), and prints a table.
 Checkpoints of every ZeRO stage load (bench.checkpoint.model_state merges ZeRO-3's partitions).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +34,7 @@ from bench.data.sources import train_samples
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
 from bench.export import ExportError, is_export, load_export, read_export
+from bench.provenance import git_commit
 from bench.results import RUN_RECORD, RunDir, append_jsonl, prediction_writer
 from bench.tasks import TASKS, evaluate
 from bench.tasks.common import EvalContext
@@ -61,6 +67,16 @@ def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.n
     return cfg, model.eval()
 
 
+def enlarge_split(cfg: RunConfig) -> RunConfig:
+    """cfg with the shapes world's eval split holding at least eval.size items (eval.size items are asked for;
+    the split's own size is only what training evaluated on)."""
+    attr = f"{cfg.eval.split}_size"
+    shapes = cfg.data.shapes
+    if cfg.eval.size <= getattr(shapes, attr):
+        return cfg
+    return replace(cfg, data=replace(cfg.data, shapes=replace(shapes, **{attr: cfg.eval.size})))
+
+
 def parse_sets(items: list[str]) -> dict[str, list[str]]:
     out = {}
     for item in items:
@@ -78,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", nargs="+", default=[], metavar="TASK=NAME[,NAME]", help="eval sets of a task")
     p.add_argument("--split", choices=["val", "test", "novel"])
     p.add_argument("--size", type=int, help="items per task and set (0: all)")
+    p.add_argument("--name", help="keep these records apart from the checkpoint's other on-demand evaluations "
+                                  "(letters, digits, - and _)")
     args = p.parse_args(argv)
+    if args.name is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", args.name):
+        p.error(f"--name {args.name!r}: expected letters, digits, - and _ only (it names a file)")
 
     if is_export(args.path):  # an export folder: records under it, named by its checkpoint
         try:
@@ -99,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks or list(asked) or e.tasks
     cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split,
                                     size=e.size if args.size is None else args.size))
+    cfg = enlarge_split(cfg)
     try:
         validate(cfg, str(run.path))
     except EvalSetError as err:
@@ -108,15 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     source = train_samples(replace(cfg.data, stage=stage.data_stage), cfg.seed)
     if cfg.data.cache and cfg.data.source == "shapes":  # the frozen Y-encoder's outputs, as training used them
         attach_target_cache(model, source)
-    out, kept = run.ondemand(tag)
+    out, kept = run.ondemand(tag, args.name)
+    commit = git_commit()
     ctx = EvalContext.for_run(cfg, model, stage.data_stage, torch.device("cpu"), load_sets(cfg), source,
                               predictions=prediction_writer(kept))
     if out.is_file():
         out.unlink()
 
     def write(task: str, recs: list[dict]) -> None:  # as each task finishes: a later failure loses nothing
-        append_jsonl(out, [{**r, "run_id": rid, "samples_seen": meta["samples_seen"], "split": cfg.eval.split}
-                           for r in recs])
+        append_jsonl(out, [{**r, "run_id": rid, "samples_seen": meta["samples_seen"], "split": cfg.eval.split,
+                            "git_commit": commit} for r in recs])
 
     recs = evaluate(model, ctx, cfg.eval.tasks, on_task=write)
     print(f"{rid} at {meta['samples_seen']:,} samples")

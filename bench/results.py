@@ -8,9 +8,11 @@
         heartbeat.json  what a running run is doing, rewritten as it moves (bench/liveness.py)
         scalars.csv     tracking.trackers csv: samples_seen, tag, value, wall_time (bench/trackers.py)
         wandb/          tracking.trackers wandb: the W&B run's files (offline: `wandb sync` them)
-        predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices)
+        predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices),
+                        and the hits of its hit-rate metrics (<task>__<set>.outcomes.jsonl)
         checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/checkpoint.py owns the inside)
-        ondemand/       bench.eval's records (<tag>.jsonl) and per-item outputs (<tag>.predictions/)
+        ondemand/       bench.eval's records (<tag>.jsonl, or <tag>.<name>.jsonl with --name) and per-item
+                        outputs (<tag>[.<name>].predictions/)
     results/sweeps/<name>.json      a sweep's runs, conditions and job ids (bench/sweep.py)
     results/tensorboard/<name>/<run_id>/   TensorBoard event files, one folder per run named by its sweep,
                     condition and seed, so `tensorboard --logdir results/tensorboard` compares a sweep's runs
@@ -33,6 +35,7 @@ from typing import Any
 
 RUN_RECORD = "run.json"
 PREDICTIONS = "predictions"
+ONDEMAND = "ondemand"
 METRICS = "metrics.jsonl"
 EVALS = "evals.jsonl"
 LOG = "log.txt"
@@ -173,9 +176,11 @@ class RunDir:
         """The per-item outputs of the evaluation at samples_seen."""
         return self.path / PREDICTIONS / f"{samples_seen:012d}"
 
-    def ondemand(self, tag: str) -> tuple[Path, Path]:
-        """(records file, per-item outputs folder) of bench.eval on checkpoint `tag`."""
-        return self.path / "ondemand" / f"{tag}.jsonl", self.path / "ondemand" / f"{tag}.predictions"
+    def ondemand(self, tag: str, name: str | None = None) -> tuple[Path, Path]:
+        """(records file, per-item outputs folder) of bench.eval on checkpoint `tag`; `name` keeps evaluations
+        of one checkpoint with different settings apart (bench.eval --name)."""
+        stem = f"{tag}.{name}" if name else tag
+        return self.path / ONDEMAND / f"{stem}.jsonl", self.path / ONDEMAND / f"{stem}.predictions"
 
     def exists(self) -> bool:
         return self.record.is_file()
@@ -206,13 +211,18 @@ def run_dirs(results: str | Path) -> Iterator[RunDir]:
         yield RunDir(rec.parent)
 
 
+OUTCOMES = "outcomes"  # per-item hits of a task's hit-rate metrics, beside its predictions
+
+
 def prediction_writer(folder: Path):
-    """(task, eval set, rows) -> folder/<task>__<set>.jsonl, written whole (a set named by a path is
-    flattened to one file name): what EvalContext.predictions expects."""
+    """(task, eval set, rows, kind) -> folder/<task>__<set>.jsonl (kind "predictions": the task's outputs) or
+    folder/<task>__<set>.outcomes.jsonl (kind "outcomes": each metric's per-item hits), written whole (a set
+    named by a path is flattened to one file name): what EvalContext.predictions expects."""
     import re
 
-    def write(task: str, evalset: str, rows: list[dict]) -> None:
+    def write(task: str, evalset: str, rows: list[dict], kind: str = "predictions") -> None:
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", evalset).strip("_") or "set"
-        write_atomic(folder / f"{task}__{name}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        suffix = f".{OUTCOMES}.jsonl" if kind == OUTCOMES else ".jsonl"
+        write_atomic(folder / f"{task}__{name}{suffix}", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
     return write

@@ -11,6 +11,7 @@ from bench.config import load_run_config
 from bench.curves import reduction_factor
 from bench.data.shapes import ShapesWorld, TrainSamples
 from bench.evalsets.registry import load_sets
+from bench.results import read_jsonl
 from bench.tasks import TASKS, captionmetrics, evaluate
 from bench.tasks.common import EvalContext, stage_queries
 from bench.tasks.retrieval import ranks_from_chunks
@@ -189,7 +190,20 @@ def test_eval_cli_on_a_finished_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| classification | shapes | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()
     kept = list((tmp_path / rec["run_id"] / "ondemand").glob("*.predictions/*.jsonl"))
-    assert sorted(p.name for p in kept) == ["classification__shapes.jsonl", "vqa__shapes.jsonl"]
+    assert sorted(p.name for p in kept) == ["classification__shapes.jsonl", "classification__shapes.outcomes.jsonl",
+                                            "vqa__shapes.jsonl", "vqa__shapes.outcomes.jsonl"]
+    # more items than the run's split holds (val_size 64): the split grows, its first items are the run's own,
+    # and the records go beside the default evaluation's, not over them
+    assert main([str(tmp_path / rec["run_id"]), "--tasks", "classification", "--size", "100", "--name", "items100"]) == 0
+    small, big = sorted((tmp_path / rec["run_id"] / "ondemand").glob("*.jsonl"), key=lambda p: "items100" in p.name)
+    assert big.name.endswith(".items100.jsonl") and {r["n"] for r in read_jsonl(big)} == {100}
+    assert {r["n"] for r in read_jsonl(small) if r["task"] == "classification"} == {16}
+    hits = [read_jsonl(p.with_suffix(".predictions") / "classification__shapes.outcomes.jsonl") for p in (small, big)]
+    for a, b in zip(*hits):
+        assert b["hits"][:16] == a["hits"] and len(b["hits"]) == 100
+    assert all(r["git_commit"] for r in read_jsonl(big))
+    with pytest.raises(SystemExit):  # a name is part of a file name: no path in it
+        main([str(tmp_path / rec["run_id"]), "--name", "../x"])
 
 
 def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
@@ -197,11 +211,19 @@ def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
     cfg = load_run_config("base/tiny.yaml", tiny_overrides())
     model = build_model(cfg)
     kept: dict[tuple[str, str], list[dict]] = {}
-    ctx.predictions = lambda task, name, rows: kept.__setitem__((task, name), rows)
+    ctx.predictions = lambda task, name, rows, kind="predictions": kept.__setitem__((task, name, kind), rows)
     try:
-        recs = {(r["task"], r["metric"]): r["value"] for r in evaluate(model, ctx, ["captioning", "classification", "vqa"])}
+        recs = {(r["task"], r["metric"]): r["value"]
+                for r in evaluate(model, ctx, ["captioning", "classification", "retrieval", "vqa"])}
     finally:
         ctx.predictions = None
+    assert not any("hits" in k for k in recs)
+    outcomes = {(task, r["metric"]): r["hits"] for (task, _, kind), rows in kept.items() if kind == "outcomes" for r in rows}
+    assert {k for k in outcomes} >= {("classification", "top1"), ("classification", "top5"), ("retrieval", "t2v_R@1"),
+                                     ("retrieval", "v2t_R@5"), ("vqa", "accuracy"), ("vqa", "accuracy_all")}
+    for key, hits in outcomes.items():  # each metric is the percentage of its items' hits
+        assert 100 * hits.count("1") / len(hits) == pytest.approx(recs[key]), key
+    kept = {(task, name): rows for (task, name, kind), rows in kept.items() if kind == "predictions"}
     caps = kept[("captioning", "shapes")]
     cider = captionmetrics.caption_scores({str(r["item"]): r["prediction"] for r in caps},
                                           {str(r["item"]): r["references"] for r in caps}, ("CIDEr",))["CIDEr"]
@@ -234,10 +256,11 @@ def test_no_vision_priors_are_the_best_constant_answer_and_never_below_chance():
     assert prior_hits(balanced, 48, 1).float().mean() == pytest.approx(1 / 48)  # chance, not 0
     assert prior_hits(balanced, 48, 5).float().mean() == pytest.approx(5 / 48)
     # the headline leaves out kinds the encoder cannot answer; accuracy_all keeps them
-    rows = {"colour": [(True, 0.5, True), (True, 0.5, False)], "shape": [(False, 0.5, True), (False, 0.5, False)]}
+    rows = {"colour": [(True, 0.5, True, 0), (True, 0.5, False, 2)], "shape": [(False, 0.5, True, 1), (False, 0.5, False, 3)]}
     recs = {r["metric"]: r for r in summarise("vqa", rows, exclude=["shape"])}
     assert recs["accuracy"]["value"] == 100 and recs["accuracy_all"]["value"] == 50
     assert recs["accuracy"]["prior"] == 50 and recs["accuracy_shape"]["value"] == 0
+    assert list(recs["accuracy_all"]["hits"]) == [True, False, True, False]  # in item order, across kinds
     assert "accuracy_all" not in {r["metric"] for r in summarise("vqa", rows)}
 
 

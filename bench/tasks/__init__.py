@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bench.tasks import captioning, classification, hardneg, retrieval, streaming, vqa, world
-from bench.tasks.common import EvalContext, metric
+from bench.tasks.common import EvalContext, metric, split_outcomes
 
 TASKS: dict[str, Callable] = {
     "classification": classification.run,
@@ -44,7 +44,8 @@ def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list
 
 
 def evaluate(model, ctx: EvalContext, tasks: list[str], on_task: Callable[[str, list[dict]], None] | None = None) -> list[dict]:
-    """Every task on each of its eval sets; on_task(task, records) is called as each task finishes."""
+    """Every task on each of its eval sets; on_task(task, records) is called as each task finishes. The hits of
+    hit-rate metrics leave the records here for the context's per-item outputs (kind "outcomes")."""
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise KeyError(f"unknown eval tasks {unknown}; known: {', '.join(sorted(TASKS))}")
@@ -58,7 +59,12 @@ def evaluate(model, ctx: EvalContext, tasks: list[str], on_task: Callable[[str, 
         with torch.no_grad():
             for task in tasks:
                 sets = ctx.sets[task]
-                per_set = [[{**r, "dataset": s.name} for r in TASKS[task](model, ctx, s)] for s in sets]
+                per_set = []
+                for s in sets:
+                    recs, outcomes = split_outcomes(TASKS[task](model, ctx, s))
+                    if outcomes:
+                        ctx.keep(task, s, outcomes, kind="outcomes")
+                    per_set.append([{**r, "dataset": s.name} for r in recs])
                 recs = [r for rs in per_set for r in rs]
                 if len(sets) > 1:
                     recs += mean_records(task, per_set, [s.name for s in sets])

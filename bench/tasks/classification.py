@@ -36,5 +36,6 @@ def run(model, ctx: EvalContext, s: ClassificationSet) -> list[dict]:
     ctx.keep("classification", s, [{"item": i, "label": int(answers[i]), "top5": top[i].tolist()}
                                    for i in range(len(answers))])
     return [metric("classification", f"top{k}", 100 * hits.mean(), 100 * min(k, K) / K, n=len(answers),
-                   prior=100 * float(prior_hits(answers, K, k).float().mean()), se=100 * item_se(hits.numpy()))
+                   prior=100 * float(prior_hits(answers, K, k).float().mean()), se=100 * item_se(hits.numpy()),
+                   hits=hits.numpy() > 0)
             for k, hits in ((k, topk_hits(scores, answers, k)) for k in (1, 5))]

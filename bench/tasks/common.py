@@ -45,12 +45,15 @@ class EvalContext:
     decoder_clips: Callable[[], CaptionClips] | None = None
     # the frozen X-encoder's cached output for a set's clips, or None to encode pixels (bench/cache.py)
     features: Callable[[Visuals], np.ndarray | None] | None = field(default=None, repr=False)
-    # keeps each task's per-item outputs (task, set name, rows): what its metrics were computed from
-    predictions: Callable[[str, str, list[dict]], None] | None = field(default=None, repr=False)
+    # keeps each task's per-item rows (task, set name, rows, kind): its outputs ("predictions"), what its metrics
+    # were computed from, and its hit-rate metrics' hits ("outcomes")
+    predictions: Callable[..., None] | None = field(default=None, repr=False)
 
-    def keep(self, task: str, evalset, rows: list[dict]) -> None:
+    def keep(self, task: str, evalset, rows: list[dict], kind: str = "predictions") -> None:
+        """A task's per-item rows for one eval set: its outputs ("predictions"), or each hit-rate metric's
+        hits ("outcomes", written by evaluate)."""
         if self.predictions is not None:
-            self.predictions(task, evalset.name, rows)
+            self.predictions(task, evalset.name, rows, kind)
 
     @classmethod
     def for_run(cls, cfg: RunConfig, model, data_stage: str, device, sets: dict[str, list], train_samples,
@@ -91,8 +94,27 @@ def _no_texts() -> list[str]:
 
 def metric(task: str, name: str, value: float, chance: float | None = None, **extra: Any) -> dict[str, Any]:
     """One metric record: the unit every table and figure is built from. Where a metric is a mean over items,
-    `se` is its standard error over them: the evaluation's own noise, beside which a seed's is read."""
+    `se` is its standard error over them: the evaluation's own noise, beside which a seed's is read. Where it
+    is the percentage of items that are hits (top-k, R@k, accuracy), `hits` holds them, in the set's item
+    order: evaluate() moves them out of the record into the run's per-item outcomes (see split_outcomes)."""
     return {"task": task, "metric": name, "value": float(value), "chance": None if chance is None else float(chance), **extra}
+
+
+HITS = "hits"
+
+
+def split_outcomes(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the records without their hits, one outcome row per record that had them: metric, n and the hits as a
+    string of 0 and 1). Two runs evaluated on the same set have their items in the same order, so their
+    outcomes pair item by item (analysis/evalnoise.py: the split-half estimate of evaluation noise)."""
+    clean, outcomes = [], []
+    for r in records:
+        if HITS in r:
+            r = dict(r)
+            hits = np.asarray(r.pop(HITS), dtype=bool).ravel()
+            outcomes.append({"metric": r["metric"], "n": len(hits), "hits": "".join("1" if h else "0" for h in hits)})
+        clean.append(r)
+    return clean, outcomes
 
 
 def item_se(values) -> float:

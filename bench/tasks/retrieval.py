@@ -40,7 +40,7 @@ def ranks_from_chunks(chunks, true_scores: torch.Tensor, text_video=None) -> tup
 def recall_metrics(task: str, direction: str, ranks: np.ndarray, gallery: int) -> list[dict]:
     n = len(ranks)
     out = [metric(task, f"{direction}_R@{k}", 100 * float((ranks <= k).mean()), 100 * min(k, gallery) / gallery, n=n,
-                  se=100 * item_se(ranks <= k)) for k in (1, 5, 10)]
+                  se=100 * item_se(ranks <= k), hits=ranks <= k) for k in (1, 5, 10)]
     out.append(metric(task, f"{direction}_median_rank", float(np.median(ranks)), (gallery + 1) / 2, n=n))
     return out
 

@@ -35,7 +35,7 @@ def prior_choices(s: ChoiceSet) -> list[int]:
 
 
 def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = "", task: str = "vqa") -> dict[str, list]:
-    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K, prior correct).
+    """Score items grouped by their number of candidates; per kind, a list of (correct, 1/K, prior correct, item).
     An item without a question is asked default_query. Each item's choice is kept (ctx.keep)."""
     prior = prior_choices(s)
     by_k: dict[int, list[int]] = defaultdict(list)
@@ -50,15 +50,16 @@ def choice_accuracy(model, ctx: EvalContext, s: ChoiceSet, default_query: str = 
             scores = model.score(batch, [list(s.candidates[j]) for j in part]).float().cpu()
             for j, row in zip(part, scores):
                 chosen[j] = int(row.argmax())
-                out[s.kinds[j]].append((chosen[j] == s.answers[j], 1 / len(s.candidates[j]), prior[j] == s.answers[j]))
+                out[s.kinds[j]].append((chosen[j] == s.answers[j], 1 / len(s.candidates[j]), prior[j] == s.answers[j], j))
     ctx.keep(task, s, [{"item": j, "kind": s.kinds[j], "answer": s.answers[j], "chosen": chosen[j]} for j in sorted(chosen)])
     return out
 
 
-def _accuracy(task: str, name: str, rows: list) -> dict:
-    """rows: (correct, chance, prior correct) per item."""
+def _accuracy(task: str, name: str, rows: list, hits: bool = True) -> dict:
+    """rows: (correct, chance, prior correct, item) per item; hits: keep each item's outcome, in item order."""
+    extra = {"hits": [r[0] for r in sorted(rows, key=lambda r: r[3])]} if hits else {}
     return metric(task, name, 100 * np.mean([r[0] for r in rows]), 100 * np.mean([r[1] for r in rows]), n=len(rows),
-                  prior=100 * float(np.mean([r[2] for r in rows])), se=100 * item_se([r[0] for r in rows]))
+                  prior=100 * float(np.mean([r[2] for r in rows])), se=100 * item_se([r[0] for r in rows]), **extra)
 
 
 def summarise(task: str, results: dict[str, list], per_kind: bool = True, exclude: Sequence[str] = ()) -> list[dict]:
@@ -69,7 +70,7 @@ def summarise(task: str, results: dict[str, list], per_kind: bool = True, exclud
     if answerable and len(answerable) < len(every):
         recs.append(_accuracy(task, "accuracy_all", every))
     if per_kind:
-        recs += [_accuracy(task, f"accuracy_{kind}", rows) for kind, rows in sorted(results.items())]
+        recs += [_accuracy(task, f"accuracy_{kind}", rows, hits=False) for kind, rows in sorted(results.items())]
     return recs
 
 
