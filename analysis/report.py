@@ -19,7 +19,8 @@ from analysis import captions, evalnoise, figures, power, tables
 from analysis.records import metrics, runs, training_curves
 from bench.results import SWEEPS
 
-ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention", "depth": "depth",
+ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention",
+                  "attention_cosine": "attention", "depth": "depth",
                   "pretraining": "pretraining", "y_encoder": "y_encoder", "lm_init": "lm_init"}
 
 
