@@ -83,6 +83,11 @@ class TrainConfig:
         "identity": False, "help": "recompute trained backbones' activations in backward (bench/speedups.py)"})
     compile: bool = field(default=False, metadata={
         "identity": "unless_default", "help": "torch.compile the trained backbones (bench/speedups.py)"})
+    optimizer_impl: Literal["default", "foreach", "fused"] = field(default="default", metadata={
+        "identity": "unless_default",
+        "help": "torch AdamW's implementation: default (torch's choice: foreach on a GPU, a loop over the "
+                "parameters on a CPU), foreach (one multi-tensor call per operation), or fused (one kernel for "
+                "the whole update; CPU and GPU). The same update to float precision"})
     stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 
     def check(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.config import RunConfig
+from bench.config import RunConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,20 @@ def deepspeed_config(cfg: RunConfig, world_size: int) -> dict:
     }
 
 
+OPTIMIZER_IMPL = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+def adamw(groups: list[dict], lr: float, t: TrainConfig) -> torch.optim.AdamW:
+    """torch's AdamW over the model's parameter groups, in the implementation train.optimizer_impl names."""
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(t.betas), weight_decay=t.weight_decay,
+                             **OPTIMIZER_IMPL[t.optimizer_impl])
+
+
 def make_engine(model: torch.nn.Module, cfg: RunConfig, stage: StagePlan, world_size: int):
     import deepspeed
 
     groups = model.param_groups(stage.lr, cfg.train.weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=stage.lr, betas=tuple(cfg.train.betas), weight_decay=cfg.train.weight_decay)
+    optimizer = adamw(groups, stage.lr, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, cfg.train.global_batch, cfg.train.min_lr_ratio))
     engine, optimizer, _, scheduler = deepspeed.initialize(model=model, optimizer=optimizer, lr_scheduler=scheduler,
                                                            config=deepspeed_config(cfg, world_size))

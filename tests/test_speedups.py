@@ -50,3 +50,43 @@ def test_a_compiled_run_trains_to_the_same_losses(tmp_path):
     assert len(a) == len(b) == 2 and a == pytest.approx(b, rel=1e-4)  # a row every 2 of the 4 steps
     log = (tmp_path / "compiled" / run_id(fast) / "log.txt").read_text()
     assert "torch.compile: predictor" in log
+
+
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_optimizer_implementations_take_the_same_step(impl):
+    from dataclasses import replace
+
+    from bench.config import TrainConfig
+    from bench.engine import adamw
+
+    def step(optimizer_impl: str) -> dict[str, torch.Tensor]:
+        cfg, model = tiny("vljepa")
+        opt = adamw(model.param_groups(1e-3, 0.01), 1e-3, replace(TrainConfig(), optimizer_impl=optimizer_impl))
+        expected = {"default": (None, None), "foreach": (True, None), "fused": (None, True)}[optimizer_impl]
+        assert (opt.defaults["foreach"], opt.defaults["fused"]) == expected
+        for batch in batches(cfg, 3, 16):
+            opt.zero_grad()
+            model.loss(batch)["loss"].backward()
+            opt.step()
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    torch.manual_seed(0)
+    a = step("default")
+    torch.manual_seed(0)
+    b = step(impl)
+    assert a.keys() == b.keys() and all(torch.allclose(a[n], b[n], rtol=1e-5, atol=1e-6) for n in a)
+    assert any(not torch.equal(a[n], tiny("vljepa")[1].state_dict()[n]) for n in a)  # the step moved weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["fused"])
+def test_another_optimizer_implementation_trains_to_the_same_losses(tmp_path, impl):
+    default = cfg_for(tmp_path / "default", "train.budget.samples=128", "eval.grid=[128]")
+    other = cfg_for(tmp_path / impl, "train.budget.samples=128", "eval.grid=[128]", f"train.optimizer_impl={impl}")
+    assert run_id(other) != run_id(default) and run_id(default) == run_id(cfg_for(tmp_path, "train.budget.samples=128",
+                                                                                  "eval.grid=[128]"))
+    run_in_process(default)
+    run_in_process(other)
+    a = [r["loss"] for r in read_jsonl(tmp_path / "default" / run_id(default) / METRICS)]
+    b = [r["loss"] for r in read_jsonl(tmp_path / impl / run_id(other) / METRICS)]
+    assert len(a) == len(b) == 2 and a == pytest.approx(b, rel=1e-5)
