@@ -13,6 +13,11 @@ items alone is measured without a model of them:
   where they err on the same items, d_i = 0 there and the estimate falls (the independent-items bound of
   analysis/power.py cannot see that).
 
+The seeds' interval holds the items fixed; the item noise of the seeds' mean difference (the split-half
+SE of the per-item differences averaged over seeds, which every seed shares) is added to it, in quadrature,
+for an interval over seeds and items: what a reader who wants the effect on the task, not on these items,
+reads.
+
 Against it stands the seed SD of the difference (what a seed varies: data order, heads' initialisation).
 Where the evaluation's SE is close to that SD, larger eval sets narrow the interval; where it is far
 smaller, only more seeds do. (With the items fixed, the SE can also exceed the seed SD: seeds that err on
@@ -88,18 +93,19 @@ def _last_hits(results: Path, run_id: str) -> dict[tuple[str, str, int], np.ndar
 
 
 def noise_rows(results: str | Path, runs: pd.DataFrame, sweep: str,
-               metrics: tuple[tuple[str, str], ...] = HEADLINE) -> list[dict]:
+               metrics: tuple[tuple[str, str], ...] = HEADLINE, names: dict[str, str] | None = None) -> list[dict]:
     """For each condition of the sweep against its first, each metric and each evaluation size that every
     run of both has: the paired difference over seeds (mean, 95% half-width, seed SD, smallest detectable
     difference) and the evaluation's split-half standard error of one seed's difference (root mean square
-    over the seeds). runs: analysis.records.runs(results)."""
+    over the seeds). runs: analysis.records.runs(results); names: a readable name for each condition (the
+    report's setting names), else the sweep's labels."""
     results = Path(results)
     r = runs[runs["sweep"] == sweep].sort_values("order")
     if r.empty:
         return []
     hits = {rid: _last_hits(results, rid) for rid in r["run_id"].unique()}
     conditions = list(dict.fromkeys(r["condition"]))
-    label = dict(zip(r["condition"], r["label"].fillna(r["condition"])))
+    label = {**dict(zip(r["condition"], r["label"].fillna(r["condition"]))), **(names or {})}
     seeds = {c: dict(zip(g["seed"], g["run_id"])) for c, g in r.groupby("condition")}
     first, rows = conditions[0], []
     for cond in conditions[1:]:
@@ -117,21 +123,27 @@ def noise_rows(results: str | Path, runs: pd.DataFrame, sweep: str,
                 mean, half, k = interval(deltas)
                 sd = float(deltas.std(ddof=1)) if k > 1 else float("nan")
                 se = float(np.sqrt(np.mean([split_half_se(d) ** 2 for d in diffs])))
+                # the seeds' mean difference is itself a mean over these items: its item noise, which every
+                # seed shares and no number of seeds averages away, added to the seeds' interval
+                both = float(np.hypot(half, 1.96 * split_half_se(np.mean(diffs, axis=0))))
+                resolved = k > 1 and sd > 0 and abs(mean) > both
                 rows.append({"comparison": f"{label[cond]} - {label[first]}", "metric": f"{task}/{metric}",
                              "items": n, "seeds": k, "mean": mean, "half": half, "sd": sd, "eval_se": se,
                              "ratio": se / sd if sd > 0 else float("nan"),
-                             "mde": minimum_detectable_effect(sd, k)})
+                             "mde": minimum_detectable_effect(sd, k), "half_both": both,
+                             "excludes_zero": resolved})
     return rows
 
 
 def noise_markdown(rows: list[dict]) -> str:
     if not rows:
         return ""
-    lines = ["| comparison | metric | items | seeds | Δ (95% interval) | seed SD of Δ | evaluation SE of Δ (split-half) | "
-             "evaluation SE / seed SD | smallest Δ detectable (80% power) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| comparison | metric | items | seeds | Δ (95% interval over seeds) | seed SD of Δ | evaluation SE of Δ "
+             "(split-half) | evaluation SE / seed SD | smallest Δ detectable (80% power) | Δ (95% over seeds and items) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for x in rows:
         ratio = "-" if x["ratio"] != x["ratio"] else f"{x['ratio']:.2f}"
         lines.append(f"| {x['comparison']} | {x['metric']} | {x['items']:,} | {x['seeds']} | "
-                     f"{x['mean']:+.1f} ± {x['half']:.1f} | {x['sd']:.1f} | {x['eval_se']:.1f} | {ratio} | {x['mde']:.1f} |")
+                     f"{x['mean']:+.1f} ± {x['half']:.1f} | {x['sd']:.1f} | {x['eval_se']:.1f} | {ratio} | {x['mde']:.1f} | "
+                     f"{x['mean']:+.1f} ± {x['half_both']:.1f}{' (excludes 0)' if x['excludes_zero'] else ''} |")
     return "\n".join(lines)

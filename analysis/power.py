@@ -76,8 +76,9 @@ def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int |
     d = diffs.dropna().astype(float)
     mean, half, n = interval(d)
     sd = float(d.std(ddof=1)) if n > 1 else float("nan")
-    if not (n > 1 and (mean - half > 0 or mean + half < 0)):
-        verdict = "unresolved"  # the interval includes 0
+    if not (n > 1 and sd > 0 and (mean - half > 0 or mean + half < 0)):
+        verdict = "unresolved"  # the interval includes 0, or no spread was seen (seeds that agree to the item
+        # on a discrete metric give an interval of width 0: no evidence of an effect's precision)
     elif not paper_effect and not direction:
         verdict = "resolved"  # no paper number to take a direction from
     elif (mean > 0) == ((paper_effect or direction) > 0):

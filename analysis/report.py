@@ -50,9 +50,9 @@ def _power(rows: list[dict]) -> list[str]:
             power.power_markdown(rows)]
 
 
-def _noise(results: Path, run_frame, sweep: str) -> list[str]:
+def _noise(results: Path, run_frame, sweep: str, names: dict[str, str] | None) -> list[str]:
     """Evaluation noise beside seed noise at each evaluation size the runs kept hits for (analysis/evalnoise.py)."""
-    rows = evalnoise.noise_rows(results, run_frame, sweep)
+    rows = evalnoise.noise_rows(results, run_frame, sweep, names=names)
     if not rows:
         return []
     return ["", "Evaluation noise beside seed noise, at each evaluation size the runs kept per-item hits for (the "
@@ -116,6 +116,7 @@ def build(results: Path, out: Path) -> Path:
         models = sorted(f["model"].dropna().unique())
         tasks = set(f["task"].dropna())
         sections += ["", f"## {sweep}", "", f"Produced by {cmd}. {_wall(f)}"]
+        names = None  # each condition's name in the tables, where it is not the condition itself
         if len(models) > 1:
             panels = [(t, m, lab) for t, m, lab in [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),
                                                     ("classification", "top1", "top-1 (%)"), ("vqa", "accuracy", "VQA (%)")]
@@ -137,6 +138,8 @@ def build(results: Path, out: Path) -> Path:
         else:
             swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
             f, key = _setting_key(f, swept)
+            if key:
+                names = dict(zip(f["condition"], f[key].astype(str)))
             columns = tables.columns_for(tasks)
             if key and columns:
                 table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep), columns)
@@ -171,7 +174,7 @@ def build(results: Path, out: Path) -> Path:
                              "and gap with 95% intervals from a bootstrap over its streams, and the control that "
                              "shows how much of a factor saturation alone gives:", "", per_run]
             sections += _power(power.selective_power(f, sweep))
-        sections += _noise(results, run_frame, sweep)
+        sections += _noise(results, run_frame, sweep, names)
         curves = losses[losses["sweep"] == sweep]
         if len(curves):
             paths = figures.training_loss(curves, sweep, figs)

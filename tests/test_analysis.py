@@ -209,6 +209,8 @@ def test_paired_verdicts_follow_the_interval_and_the_papers_direction():
     assert paired(up, paper_effect=1.0)["verdict"] == "reproduced"
     assert paired(up, paper_effect=-1.0)["verdict"] == "contradicted"
     assert paired(pd.Series([2.0, -2.5, 3.0, -2.2]), paper_effect=1.0)["verdict"] == "unresolved"
+    # three seeds equal to the item (a discrete metric): an interval of width 0 is no precision
+    assert paired(pd.Series([1.5, 1.5, 1.5]), paper_effect=-1.9)["verdict"] == "unresolved"
     row = paired(up, paper_effect=1.0)
     assert row["n"] == 4 and row["sd"] == pytest.approx(up.std()) and row["mde"] > 0 and row["seeds_needed"] >= 2
 

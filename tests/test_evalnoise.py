@@ -83,6 +83,8 @@ def test_noise_rows_pair_seeds_at_every_evaluation_size_and_survive_the_snapshot
     assert r["mean"] == pytest.approx(np.mean(deltas)) and r["sd"] == pytest.approx(np.std(deltas, ddof=1))
     assert r["eval_se"] == pytest.approx(np.sqrt(np.mean([split_half_se(d) ** 2 for d in diffs])))
     assert "| vqa/accuracy | 40 | 3 |" in noise_markdown(rows)
+    items = split_half_se(np.mean(diffs, axis=0))  # the item noise all three seeds share
+    assert r["half_both"] == pytest.approx(np.hypot(r["half"], 1.96 * items)) and r["half_both"] > r["half"]
 
     _evaluation(results / "runs" / "causal2", "items400", {"accuracy": _bits(hits["causal", 2][1])})
     out = tmp_path / "example"
@@ -94,3 +96,14 @@ def test_noise_rows_pair_seeds_at_every_evaluation_size_and_survive_the_snapshot
     rows = noise_rows(out, runs(out), "att")
     assert [(r["items"], r["seeds"]) for r in rows] == [(40, 3), (400, 3)]
     assert rows[1]["eval_se"] < rows[0]["eval_se"]  # ten times the items
+
+
+def test_committed_reevaluations_measure_the_evaluation_noise_at_two_sizes():
+    """results/example holds each ablation run's last checkpoint re-scored on 400 items (the training's own
+    evaluation, with its hits) and on 4,000: the report's evaluation-noise rows come from them."""
+    example = Path(__file__).resolve().parent.parent / "results" / "example"
+    rows = [r for r in noise_rows(example, runs(example), "attention_tokens") if r["metric"] == "vqa/accuracy"]
+    assert [r["items"] for r in rows] == [327, 3244]  # the answerable VQA items among 400 and 4,000
+    small, big = rows
+    assert big["eval_se"] < small["eval_se"] / 2  # ten times the items: about a third of the noise
+    assert small["mean"] == pytest.approx(-0.9, abs=0.05)  # the training's own last evaluation, item for item

@@ -33,7 +33,8 @@ def test_run_records_budget_metrics_and_evals(tmp_path):
     assert flops[0] == 0 and flops[256] == 2 * flops[128] > 0 and record["train_flops"] == flops[256]
     assert 0 < evals[-1]["train_s"] == max(r["train_s"] for r in evals)
     kept = sorted(p.relative_to(d / "predictions").as_posix() for p in (d / "predictions").rglob("*.jsonl"))
-    assert kept == [f"{n:012d}/{t}__shapes.jsonl" for n in (0, 128, 256) for t in ("classification", "vqa")]
+    assert kept == [f"{n:012d}/{t}__shapes{kind}.jsonl" for n in (0, 128, 256) for t in ("classification", "vqa")
+                    for kind in ("", ".outcomes")]  # each task's choices, and its metrics' per-item hits
     parity = record["parity"]
     assert parity["budget_samples"] == 256 and parity["x_encoder_hash"] and parity["loader_fingerprint"]
     assert record["git_commit"] and record["versions"]["deepspeed"]
