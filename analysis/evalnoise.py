@@ -46,7 +46,7 @@ def split_half_se(diff: np.ndarray) -> float:
     estimate sqrt(E (D1 - D2)^2) / 2, averaged over every split of the n items into two halves of n/2. That
     average has a closed form: for a random balanced split, E (D1 - D2)^2 = 4 s^2 / n (s: the SD of diff,
     n - 1 in its denominator), so the estimate is s / sqrt(n), the paired standard error, with no sampling
-    of splits (tests/test_analysis.py checks it against explicit random splits)."""
+    of splits (tests/test_evalnoise.py checks it against explicit random splits)."""
     d = np.asarray(diff, dtype=float).ravel()
     return float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
 
