@@ -131,6 +131,59 @@ def attach_target_cache(model, samples: TrainSamples, rank: int = 0, log=None) -
         y.set_cache(texts, y_targets(y, texts, cache_dir(), rank, log))
 
 
+def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path, rank: int = 0,
+                       log=None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean, std, count): each dimension of the encoder's raw output over every token of `clips` clips spread
+    evenly over `visuals` (all of them when there are fewer), accumulated in float64 in a fixed order and
+    fixed batches, so every run on this encoder and data gets the same bits. Cached like the features (a
+    small file): rank 0 measures, the others wait and read it."""
+    weight = next(x_encoder.parameters())
+    picks = np.unique(np.linspace(0, len(visuals) - 1, min(clips, len(visuals))).round().astype(np.int64))
+    key = content_key("feature_stats/1", x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool,
+                      *visuals.identity(), len(picks))
+    path = cache_root / "x_feature_stats" / f"{key}.npz"
+    if not path.is_file() and rank == 0:
+        t0 = time.perf_counter()
+        total = squares = None
+        count = 0
+        batch = 16 if weight.device.type == "cuda" else BATCH  # paper-scale clips: 16 at a time fit a GPU
+        for s in range(0, len(picks), batch):
+            video = collate([{"video": visuals.clip(int(i))} for i in picks[s:s + batch]])["video"].to(weight.device)
+            with torch.no_grad():
+                f = x_encoder(video).double().flatten(0, -2)
+            total = f.sum(0) if total is None else total + f.sum(0)
+            squares = (f * f).sum(0) if squares is None else squares + (f * f).sum(0)
+            count += len(f)
+        mean = total / count
+        std = (squares / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(tmp, mean=mean.cpu().numpy(), std=std.cpu().numpy(), count=np.int64(count))
+        os.replace(tmp, path)
+        if log:
+            log(f"measured the X features' statistics on {len(picks):,} training clips ({count:,} tokens) in "
+                f"{time.perf_counter() - t0:.0f} s -> {path}")
+    _barrier()
+    with np.load(path) as z:
+        return z["mean"], z["std"], int(z["count"])
+
+
+def fit_feature_norm(model, samples, rank: int = 0, log=None, device: torch.device | None = None) -> None:
+    """Measure the standardization of a model's X features on its training clips (model.x_encoder.normalize;
+    a no-op without one). `samples` is a stage's training samples (bench.data.sources.train_samples); the
+    encoder runs on `device` for it (a GPU at paper scale) and goes back where it was."""
+    x = getattr(model, "x_encoder", None)
+    if x is None or getattr(x, "normalize", "none") == "none":
+        return
+    clips = getattr(samples, "samples", samples).training_clips()  # a CachedSamples wraps the samples
+    home = next(x.parameters()).device
+    try:
+        mean, std, count = feature_statistics(x.to(device or home), clips, x.normalize_clips, cache_dir(), rank, log)
+    finally:
+        x.to(home)
+    x.set_feature_norm(torch.from_numpy(mean).float(), torch.from_numpy(std).float(), count)
+
+
 def world_features(x_encoder, world: ShapesWorld, rank: int = 0, log=None) -> np.ndarray:
     """The X-encoder's cached output for every training clip of the shapes world."""
     return x_features(x_encoder, WorldClips(world, "train"), cache_dir(), rank, log)

@@ -33,7 +33,7 @@ from bench.configlib import from_dict
 from bench.data.sources import train_samples
 from bench.engine import plan_stages
 from bench.evalsets.registry import EvalSetError, load_sets, validate
-from bench.export import ExportError, is_export, load_export, read_export
+from bench.export import ExportError, is_export, load_export, read_export, x_encoder_mismatch
 from bench.provenance import git_commit
 from bench.results import RUN_RECORD, RunDir, append_jsonl, prediction_writer
 from bench.tasks import TASKS, evaluate
@@ -60,10 +60,9 @@ def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.n
     cfg = from_dict(RunConfig, record["config"])
     model = build_model(cfg)
     model.load_state_dict(model_state(ckpt))
-    expected = record.get("parity", {}).get("x_encoder_hash")
-    if expected and model.parity()["x_encoder_hash"] != expected:
-        raise ValueError(f"{run.path}: the X-encoder built from the config does not match the run's (hash "
-                         f"{model.parity()['x_encoder_hash']} != {expected})")
+    problem = x_encoder_mismatch(model, record.get("parity", {}))
+    if problem:
+        raise ValueError(f"{run.path}: built from the config and loaded from {ckpt.name}, {problem}")
     return cfg, model.eval()
 
 

@@ -83,11 +83,20 @@ def portable_model_config(model: ModelConfig, out: Path) -> ModelConfig:
     return dataclasses.replace(model, x_encoder=x, **sections)
 
 
+def x_encoder_mismatch(model: torch.nn.Module, parity: dict[str, Any]) -> str | None:
+    """What differs between a loaded model's frozen X-encoder (its weights, its feature standardization) and
+    the one its run recorded; None when nothing does."""
+    have = model.parity()
+    for key, what in (("x_encoder_hash", "weights"), ("x_feature_norm_hash", "feature standardization")):
+        if parity.get(key) and have.get(key) != parity[key]:
+            return f"the X-encoder's {what} do not match the run's (hash {have.get(key)} != {parity[key]})"
+    return None
+
+
 def _check_x_encoder(model: torch.nn.Module, parity: dict[str, Any], where: Path) -> None:
-    expected = parity.get("x_encoder_hash")
-    if expected and model.parity()["x_encoder_hash"] != expected:
-        raise ExportError(f"{where}: the X-encoder's weights do not match the run's (hash "
-                          f"{model.parity()['x_encoder_hash']} != {expected})")
+    problem = x_encoder_mismatch(model, parity)
+    if problem:
+        raise ExportError(f"{where}: {problem}")
 
 
 def export(run: RunDir, ckpt: Path, out: Path) -> Path:

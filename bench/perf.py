@@ -31,7 +31,7 @@ import torch
 from bench import dist as distenv
 from bench import speedups
 from bench.build import build_model
-from bench.cache import training_samples
+from bench.cache import fit_feature_norm, training_samples
 from bench.config import REPO_ROOT, RunConfig, load_run_config
 from bench.data.items import class_names
 from bench.data.loader import SharedLoader, collate
@@ -163,6 +163,7 @@ def prepare(cfg: RunConfig, device: torch.device, log=None):
     model = build_model(cfg).to(device)
     world = ShapesWorld(cfg.data.shapes)
     raw = TrainSamples(cfg.data, cfg.seed, world)
+    fit_feature_norm(model, raw, log=log)
     raw.possible_targets()  # fills the world's scene and caption caches, as a run's first epoch does
     cached = training_samples(model, raw, world, log=log)
     read_through(cached.features)  # a cold page cache would time the disk, once per machine, not the step

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from bench import dist as distenv
 from bench import speedups
 from bench.build import build_model
-from bench.cache import training_samples
+from bench.cache import fit_feature_norm, training_samples
 from bench.checkpoint import Checkpoints
 from bench.config import RunConfig, config_from_argv, run_id
 from bench.configlib import to_dict
@@ -155,6 +155,7 @@ class Run:
         ckpts = Checkpoints(self.dir.checkpoints, self.cfg.train.keep_checkpoints, self.env.rank, self.log)
         latest = ckpts.latest()
         first_samples = self._samples(self.stages[0])
+        fit_feature_norm(model, first_samples, self.env.rank, self.log, self.device)  # a checkpoint restores the same values
         self.record = {
             "run_id": self.id, "name": self.cfg.name, "model": self.cfg.model.name, "seed": self.cfg.seed,
             "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),

@@ -44,6 +44,14 @@ class XEncoderConfig:
         default="frame_concat",
         metadata={"help": "none: every patch token; frame_mean/frame_concat: one token per time step"},
     )
+    normalize: Literal["none", "standardize"] = field(default="none", metadata={
+        "identity": "unless_default",
+        "help": "standardize: each feature dimension of the frozen encoder's output minus its mean, over its standard "
+                "deviation, both measured once on the training clips (fixed buffers, the same for every run on "
+                "the same encoder and data): removes the component every clip shares"})
+    normalize_clips: int = field(default=2000, metadata={
+        "identity": "unless_default", "ge": 1,
+        "help": "training clips the standardization's statistics are measured on, spread evenly over the data"})
 
 
 @dataclass

@@ -108,6 +108,12 @@ class XEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 1, 3, 1, 1), persistent=False)
         self._hash: str | None = None
+        self.normalize, self.normalize_clips = cfg.normalize, cfg.normalize_clips
+        if self.normalize != "none":  # persistent: a checkpoint carries the statistics its weights were trained on
+            dev = "meta" if meta else None
+            self.register_buffer("feature_mean", torch.zeros(self.dim, device=dev))
+            self.register_buffer("feature_std", torch.ones(self.dim, device=dev))
+            self.register_buffer("feature_count", torch.zeros((), dtype=torch.long, device=dev))
 
     def train(self, mode: bool = True) -> XEncoder:
         return super().train(False)
@@ -128,10 +134,35 @@ class XEncoder(nn.Module):
         return self._hash
 
     def tokens(self, batch: dict) -> torch.Tensor:
-        """The batch's visual tokens: its precomputed "x_features" (a feature cache) or the encoded video."""
-        if "x_features" in batch:
-            return batch["x_features"]
-        return self(batch["video"])
+        """The batch's visual tokens: its precomputed "x_features" (a feature cache) or the encoded video,
+        standardized when cfg.normalize says so (caches hold the encoder's raw output)."""
+        x = batch["x_features"] if "x_features" in batch else self(batch["video"])
+        if self.normalize == "none":
+            return x
+        if int(self.feature_count) == 0:
+            raise RuntimeError("x_encoder.normalize=standardize, but the feature statistics were never measured: "
+                               "bench.cache.fit_feature_norm(model, training samples) measures them (a run does "
+                               "it before training; a checkpoint carries them)")
+        return ((x - self.feature_mean.to(x.dtype)) / self.feature_std.to(x.dtype))
+
+    def set_feature_norm(self, mean: torch.Tensor, std: torch.Tensor, count: int) -> None:
+        """The standardization's statistics: per-dimension mean and standard deviation over `count` feature vectors."""
+        if mean.shape != (self.dim,) or std.shape != (self.dim,):
+            raise ValueError(f"feature statistics of shape {tuple(mean.shape)}/{tuple(std.shape)}; the encoder's "
+                             f"tokens have {self.dim} dimensions")
+        with torch.no_grad():
+            self.feature_mean.copy_(mean)
+            self.feature_std.copy_(std)
+            self.feature_count.fill_(count)
+
+    def feature_norm_hash(self) -> str | None:
+        """A hash of the standardization's statistics (None without one): twins must share it."""
+        if self.normalize == "none":
+            return None
+        h = hashlib.sha256()
+        for t in (self.feature_mean, self.feature_std):
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @torch.no_grad()
     def forward(self, video: torch.Tensor) -> torch.Tensor:

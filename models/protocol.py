@@ -145,5 +145,8 @@ def score_by_embedding(pred: torch.Tensor, candidates: Candidates, encode_texts)
 
 def encoder_parity(x_encoder, tokenizer) -> dict:
     """The parity entries every model on the shared X-encoder reports."""
-    return {"x_encoder_hash": x_encoder.weight_hash(),
-            "query_tokenizer": f"{type(tokenizer).__name__}/{len(tokenizer)}" if tokenizer is not None else None}
+    out = {"x_encoder_hash": x_encoder.weight_hash(),
+           "query_tokenizer": f"{type(tokenizer).__name__}/{len(tokenizer)}" if tokenizer is not None else None}
+    if x_encoder.feature_norm_hash() is not None:
+        out["x_feature_norm_hash"] = x_encoder.feature_norm_hash()
+    return out

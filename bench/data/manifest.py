@@ -281,6 +281,11 @@ class ManifestSamples:
             sample["replaced"] = replaced
         return sample
 
+    def training_clips(self) -> RecordClips:
+        """Every record the samples draw from, in file order (every dataset of the mixture in turn; not the
+        seed's order): what statistics of the training data are measured on."""
+        return RecordClips(self.records, self.cfg.frames, self.cfg.size, self.cfg.path or "mixture")
+
     def caption_texts(self, n: int) -> list[str]:
         """The distinct targets of the first n caption records (no candidates: not a question's answer), in
         file order: what a Y-decoder learns from."""

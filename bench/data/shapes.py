@@ -136,6 +136,11 @@ class TrainSamples:
         sample = self.describe(k)
         return {"video": self.world.clip("train", sample["index"]), **sample}
 
+    def training_clips(self) -> WorldClips:
+        """Every clip the samples draw from, in the split's order (not the seed's): what statistics of the
+        training data are measured on."""
+        return WorldClips(self.world, "train")
+
     def caption_texts(self, n: int) -> list[str]:
         """The distinct reference captions of the first n training clips, sorted: what a Y-decoder learns from."""
         return sorted({r for i in range(min(n, self.n)) for r in self.world.references("train", i)})
