@@ -79,17 +79,21 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
     return np.load(path, mmap_mode="r")
 
 
+def _encode(x_encoder, visuals: Visuals, indices) -> torch.Tensor:
+    """The frozen encoder's raw output for clips `indices` of `visuals`, on the encoder's device."""
+    video = collate([{"video": visuals.clip(int(i))} for i in indices])["video"]
+    with torch.no_grad():
+        return x_encoder(video.to(next(x_encoder.parameters()).device))
+
+
 def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
     """(clips, tokens, dim) float32, memory-mapped: the encoder's output for every clip of `visuals`."""
     weight = next(x_encoder.parameters())
     key = content_key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, *visuals.identity())
     path = cache_root / "x_features" / f"{key}.npy"
-    device = weight.device
 
     def compute(a: int, b: int) -> np.ndarray:
-        video = collate([{"video": visuals.clip(i)} for i in range(a, b)])["video"].to(device)
-        with torch.no_grad():
-            return x_encoder(video).float().cpu().numpy()
+        return _encode(x_encoder, visuals, range(a, b)).float().cpu().numpy()
 
     return _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features")
 
@@ -146,11 +150,8 @@ def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path
         t0 = time.perf_counter()
         total = squares = None
         count = 0
-        batch = 16 if weight.device.type == "cuda" else BATCH  # paper-scale clips: 16 at a time fit a GPU
-        for s in range(0, len(picks), batch):
-            video = collate([{"video": visuals.clip(int(i))} for i in picks[s:s + batch]])["video"].to(weight.device)
-            with torch.no_grad():
-                f = x_encoder(video).double().flatten(0, -2)
+        for s in range(0, len(picks), BATCH):  # the feature cache's batches
+            f = _encode(x_encoder, visuals, picks[s:s + BATCH]).double().flatten(0, -2)
             total = f.sum(0) if total is None else total + f.sum(0)
             squares = (f * f).sum(0) if squares is None else squares + (f * f).sum(0)
             count += len(f)

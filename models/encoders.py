@@ -114,6 +114,7 @@ class XEncoder(nn.Module):
             self.register_buffer("feature_mean", torch.zeros(self.dim, device=dev))
             self.register_buffer("feature_std", torch.ones(self.dim, device=dev))
             self.register_buffer("feature_count", torch.zeros((), dtype=torch.long, device=dev))
+            self._measured = False  # once the count is seen non-zero, tokens() stops reading it (a device sync)
 
     def train(self, mode: bool = True) -> XEncoder:
         return super().train(False)
@@ -139,7 +140,9 @@ class XEncoder(nn.Module):
         x = batch["x_features"] if "x_features" in batch else self(batch["video"])
         if self.normalize == "none":
             return x
-        if int(self.feature_count) == 0:
+        if not self._measured:
+            self._measured = bool(self.feature_count)
+        if not self._measured:
             raise RuntimeError("x_encoder.normalize=standardize, but the feature statistics were never measured: "
                                "bench.cache.fit_feature_norm(model, training samples) measures them (a run does "
                                "it before training; a checkpoint carries them)")

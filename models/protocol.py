@@ -147,6 +147,7 @@ def encoder_parity(x_encoder, tokenizer) -> dict:
     """The parity entries every model on the shared X-encoder reports."""
     out = {"x_encoder_hash": x_encoder.weight_hash(),
            "query_tokenizer": f"{type(tokenizer).__name__}/{len(tokenizer)}" if tokenizer is not None else None}
-    if x_encoder.feature_norm_hash() is not None:
-        out["x_feature_norm_hash"] = x_encoder.feature_norm_hash()
+    norm = x_encoder.feature_norm_hash()
+    if norm is not None:
+        out["x_feature_norm_hash"] = norm
     return out
