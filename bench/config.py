@@ -119,6 +119,10 @@ class EvalConfig:
                 "registry (bench/evalsets/registry.py) or a dataset folder; a task left out reads 'shapes'"})
     split: Literal["val", "test", "novel"] = field(default="val", metadata={"help": "the shapes world's eval split"})
     size: int = field(default=400, metadata={"ge": 0, "help": "items per task and eval set (0: every item)"})
+    task_size: dict[str, int] = field(default_factory=dict, metadata={
+        "identity": "unless_default",
+        "help": "task -> items per eval set of that task instead of eval.size: retrieval's R@k depends on its "
+                "gallery's size, and a VLM scores every video-text pair of it"})
     batch: int = field(default=100, metadata={"ge": 1, "identity": False})
     caption_metrics: list[Literal["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"]] = field(
         default_factory=lambda: ["CIDEr", "BLEU-4", "METEOR", "ROUGE-L"],
@@ -141,6 +145,10 @@ class EvalConfig:
         "ge": 0, "identity": "unless_default",
         "help": "bootstrap resamples of the streams for the intervals of the reduction factor and the gap"})
 
+    def items(self, task: str) -> int:
+        """Items per eval set of `task` (0: every item)."""
+        return self.task_size.get(task, self.size)
+
     def check(self) -> None:
         for task, names in self.sets.items():
             if task not in TASK_SETS:
@@ -155,6 +163,11 @@ class EvalConfig:
         if "streaming" in self.tasks and REFERENCE_RATE not in self.stream_rates:
             raise ValueError(f"stream_rates {self.stream_rates} must include the reference rate {REFERENCE_RATE:g} Hz: "
                              "the reduction factor is read against uniform decoding at it")
+        for task, n in self.task_size.items():
+            if task not in TASK_SETS:
+                raise ValueError(f"task_size has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
+            if not isinstance(n, int) or n < 0:
+                raise ValueError(f"task_size.{task} is {n!r}; expected a whole number of items >= 0 (0: every item)")
         unknown = [t for t in self.tasks if t not in TASK_SETS]
         if unknown:
             raise ValueError(f"tasks has unknown tasks {unknown}; known: {', '.join(TASK_SETS)}")

@@ -67,13 +67,14 @@ def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.n
 
 
 def enlarge_split(cfg: RunConfig) -> RunConfig:
-    """cfg with the shapes world's eval split holding at least eval.size items (eval.size items are asked for;
-    the split's own size is only what training evaluated on)."""
+    """cfg with the shapes world's eval split holding every item the evaluation asks for (eval.size, or a
+    task's eval.task_size; the split's own size is only what training evaluated on)."""
     attr = f"{cfg.eval.split}_size"
     shapes = cfg.data.shapes
-    if cfg.eval.size <= getattr(shapes, attr):
+    wanted = max([cfg.eval.items(t) for t in cfg.eval.tasks] or [cfg.eval.size])
+    if wanted <= getattr(shapes, attr):
         return cfg
-    return replace(cfg, data=replace(cfg.data, shapes=replace(shapes, **{attr: cfg.eval.size})))
+    return replace(cfg, data=replace(cfg.data, shapes=replace(shapes, **{attr: wanted})))
 
 
 def parse_sets(items: list[str]) -> dict[str, list[str]]:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", choices=sorted(TASKS))
     p.add_argument("--sets", nargs="+", default=[], metavar="TASK=NAME[,NAME]", help="eval sets of a task")
     p.add_argument("--split", choices=["val", "test", "novel"])
-    p.add_argument("--size", type=int, help="items per task and set (0: all)")
+    p.add_argument("--size", type=int, help="items per task and set (0: all), for every task (the run's eval.task_size included)")
     p.add_argument("--name", help="keep these records apart from the checkpoint's other on-demand evaluations "
                                   "(letters, digits, - and _)")
     args = p.parse_args(argv)
@@ -116,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     asked = parse_sets(args.sets)
     sets = {**e.sets, **asked}
     tasks = args.tasks or list(asked) or e.tasks
-    cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split,
-                                    size=e.size if args.size is None else args.size))
+    sized = {} if args.size is None else {"size": args.size, "task_size": {}}  # --size: every task at that size
+    cfg = replace(cfg, eval=replace(e, tasks=tasks, sets=sets, split=args.split or e.split, **sized))
     cfg = enlarge_split(cfg)
     try:
         validate(cfg, str(run.path))

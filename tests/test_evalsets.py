@@ -194,3 +194,19 @@ def test_a_sweep_trains_on_exported_files_and_evaluates_every_task_from_them(exp
 
     text = build(tmp_path / "results", tmp_path / "report").read_text()
     assert "## Per dataset, beside the paper" in text and "| files | vljepa | classification | shapes_val | top1 |" in text
+
+
+def test_a_task_can_have_its_own_number_of_items_and_the_split_must_hold_them():
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides("eval.tasks=[classification, retrieval, vqa]",
+                                                           "eval.size=60", "eval.task_size={retrieval: 20}"))
+    sets = load_sets(cfg)
+    assert len(sets["classification"][0].labels) == 60 and sets["retrieval"][0].n_videos == 20
+    assert len(sets["vqa"][0].answers) == 60
+    with pytest.raises(ValueError, match="task_size has an unknown task 'retreival'"):
+        load_run_config("base/tiny.yaml", tiny_overrides("eval.task_size={retreival: 20}"))
+    # more items than the world's split holds is an error naming the key to raise, not a smaller evaluation
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides("eval.tasks=[classification, retrieval]",
+                                                           "eval.size=100", "eval.task_size={retrieval: 20}"))
+    with pytest.raises(EvalSetError, match=r"eval.size=100 asks for more items than the shapes world's val split "
+                                           r"holds \(data.shapes.val_size=64\); raise data.shapes.val_size to at least 100"):
+        load_sets(cfg)

@@ -78,7 +78,8 @@ def _disk(task: str, name: str, folder: Path, frames: int, size: int):
 
 
 def load_sets(cfg, world=None) -> dict[str, list]:
-    """Task -> its eval sets, read (from the world or from disk) and cut to eval.size items."""
+    """Task -> its eval sets, read (from the world or from disk) and cut to eval.size items (or the task's
+    eval.task_size). The shapes world's split must hold them: asking for more is an error, not fewer items."""
 
     registry = load_registry()
     frames, size = clip_shape(cfg)
@@ -97,9 +98,15 @@ def load_sets(cfg, world=None) -> dict[str, list]:
                                            f"{cfg.data.source!r}: its clips would not match the X-encoder's input")
 
                     world = ShapesWorld(cfg.data.shapes)
-                sets.append(shapes_set(task, name, world, split, cfg.eval.size, cfg.eval.streams))
+                n = cfg.eval.items(task)
+                if n > world.size(split):
+                    key = "eval.size" if task not in cfg.eval.task_size else f"eval.task_size.{task}"
+                    raise EvalSetError(f"eval set {name!r} of task {task}: {key}={n} asks for more items than the "
+                                       f"shapes world's {split} split holds (data.shapes.{split}_size="
+                                       f"{world.size(split)}); raise data.shapes.{split}_size to at least {n}")
+                sets.append(shapes_set(task, name, world, split, n, cfg.eval.streams))
             else:
-                sets.append(limit(_disk(task, name, where, frames, size), cfg.eval.size))
+                sets.append(limit(_disk(task, name, where, frames, size), cfg.eval.items(task)))
         out[task] = sets
     return out
 
