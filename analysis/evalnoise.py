@@ -36,6 +36,7 @@ import pandas as pd
 
 from analysis.power import minimum_detectable_effect
 from analysis.records import interval
+from analysis.tables import setting_label
 from bench.results import ONDEMAND, OUTCOMES, PREDICTIONS, RUNS, read_jsonl
 
 HEADLINE = (("classification", "top1"), ("retrieval", "t2v_R@1"), ("vqa", "accuracy"))
@@ -127,7 +128,8 @@ def noise_rows(results: str | Path, runs: pd.DataFrame, sweep: str,
                 # seed shares and no number of seeds averages away, added to the seeds' interval
                 both = float(np.hypot(half, 1.96 * split_half_se(np.mean(diffs, axis=0))))
                 resolved = k > 1 and sd > 0 and abs(mean) > both
-                rows.append({"comparison": f"{label[cond]} - {label[first]}", "metric": f"{task}/{metric}",
+                rows.append({"comparison": f"{setting_label(label[cond])} - {setting_label(label[first])}",
+                             "metric": f"{task}/{metric}",
                              "items": n, "seeds": k, "mean": mean, "half": half, "sd": sd, "eval_se": se,
                              "ratio": se / sd if sd > 0 else float("nan"),
                              "mde": minimum_detectable_effect(sd, k), "half_both": both,

@@ -69,6 +69,8 @@ def test_report_from_committed_records_matches_them(tmp_path):
     # every sweep's training loss; the selective-decoding figure named once, not selective_selective_...
     assert {f"{s['name']}_training" for s in sweeps} | {"selective_decoding"} <= names
     assert "bands: its 95% t-interval" in text and "hollow diamonds: the paper's numbers" in text
+    # a swept list of training stages reads by its stages' names in every table, the evaluation noise's too
+    assert "| sft - pretrain+sft | classification/top1 |" in text and '[{"data_stage"' not in text
 
 
 def test_training_curves_hold_every_logged_window_of_every_run():

@@ -184,8 +184,9 @@ def test_eval_cli_on_a_finished_run(tmp_path, capsys):
 
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
         f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=32", "train.budget.samples=64",
-        "eval.grid=[]", "eval.tasks=[]"))
+        "eval.grid=[]", "eval.tasks=[]", "eval.task_size={classification: 8}"))
     rec = run(cfg, log=lambda m: None)
+    # --size sizes every task, one the run's eval.task_size names included
     assert main([str(tmp_path / rec["run_id"]), "--tasks", "classification", "vqa", "--size", "16"]) == 0
     out = capsys.readouterr().out
     assert "| classification | shapes | top5 |" in out and (tmp_path / rec["run_id"] / "ondemand").is_dir()
