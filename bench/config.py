@@ -166,7 +166,7 @@ class EvalConfig:
         for task, n in self.task_size.items():
             if task not in TASK_SETS:
                 raise ValueError(f"task_size has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
-            if not isinstance(n, int) or n < 0:
+            if n < 0:  # the loader has already checked it is an int
                 raise ValueError(f"task_size.{task} is {n!r}; expected a whole number of items >= 0 (0: every item)")
         unknown = [t for t in self.tasks if t not in TASK_SETS]
         if unknown:

@@ -140,12 +140,12 @@ class XEncoder(nn.Module):
         x = batch["x_features"] if "x_features" in batch else self(batch["video"])
         if self.normalize == "none":
             return x
-        if not self._measured:
-            self._measured = bool(self.feature_count)
-        if not self._measured:
-            raise RuntimeError("x_encoder.normalize=standardize, but the feature statistics were never measured: "
-                               "bench.cache.fit_feature_norm(model, training samples) measures them (a run does "
-                               "it before training; a checkpoint carries them)")
+        if not self._measured:  # read the count (a device sync) only until it is seen measured
+            if not int(self.feature_count):
+                raise RuntimeError("x_encoder.normalize=standardize, but the feature statistics were never measured: "
+                                   "bench.cache.fit_feature_norm(model, training samples) measures them (a run does "
+                                   "it before training; a checkpoint carries them)")
+            self._measured = True
         return ((x - self.feature_mean.to(x.dtype)) / self.feature_std.to(x.dtype))
 
     def set_feature_norm(self, mean: torch.Tensor, std: torch.Tensor, count: int) -> None:
