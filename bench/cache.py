@@ -4,15 +4,16 @@
   an eval set's clips, from the world or from files), keyed by the encoder's weight hash, its pooling,
   and the identity of the clips (the world's settings, or the files and how they are read). With it a
   training step or an evaluation neither renders, decodes nor encodes video.
-- Y targets: a frozen Y-encoder's pooled output for every target text a stage can draw, keyed by the
-  encoder's weight hash, its tokenizer settings and the texts.
+- Y targets: a frozen Y-encoder's pooled output for every target text a stage can draw, and for every
+  text an eval set has it encode (the hard negatives), keyed by the encoder's weight hash, its tokenizer
+  settings and the texts.
 
 Both are computed once, in a fixed order and fixed batches (so their bits do not depend on which run
 built them), written atomically as .npy files under the cache folder (cache_dir) and memory-mapped
 read-only, so runs in parallel share one copy through the page cache.
 
 The trainer, bench.eval, bench.perf and bench.probe wire caches through the last functions of this
-file only: training_samples, eval_features, attach_target_cache and world_features.
+file only: training_samples, eval_features, attach_target_cache, attach_eval_text_cache and world_features.
 """
 
 from __future__ import annotations
@@ -132,7 +133,18 @@ def attach_target_cache(model, samples: TrainSamples, rank: int = 0, log=None) -
     y = frozen_text_encoder_of(model)
     if y is not None:
         texts = samples.possible_targets()
-        y.set_cache(texts, y_targets(y, texts, cache_dir(), rank, log))
+        y.add_cache(texts, y_targets(y, texts, cache_dir(), rank, log))
+
+
+def attach_eval_text_cache(model, sets: dict[str, list], rank: int = 0, log=None) -> None:
+    """Give a model's frozen text encoder its cached outputs for every text its eval sets have it encode
+    (the sets with `encoded_texts`: the hard negatives, ~10 texts an item, re-encoded at every evaluation
+    otherwise). A no-op for a model without a frozen text encoder."""
+    y = frozen_text_encoder_of(model)
+    texts = {t for per_task in sets.values() for s in per_task if hasattr(s, "encoded_texts") for t in s.encoded_texts()}
+    if y is not None and texts:
+        texts = sorted(texts, key=lambda t: (len(t.split()), t))  # by length: little padding when encoded
+        y.add_cache(texts, y_targets(y, texts, cache_dir(), rank, log))
 
 
 def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path, rank: int = 0,

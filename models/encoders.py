@@ -212,12 +212,13 @@ class TextEncoder(nn.Module):
             self.backbone.eval()
         return self
 
-    def set_cache(self, texts: list[str], pooled) -> None:
-        """Precomputed outputs of this (frozen) encoder for known texts: rows of `pooled` (N, dim)."""
+    def add_cache(self, texts: list[str], pooled) -> None:
+        """Precomputed outputs of this (frozen) encoder for known texts, rows of `pooled` (N, dim), added to
+        those it already holds (the training targets, then the texts an evaluation encodes)."""
         if not self.frozen:
             raise ValueError("only a frozen Y-encoder's outputs can be cached")
-        self._cache_index = {t: i for i, t in enumerate(texts)}
-        self._cache_rows = pooled
+        cached = self.__dict__.setdefault("_cached", {})  # text -> (rows, row)
+        cached.update((t, (pooled, i)) for i, t in enumerate(texts))
 
     def encode(self, texts: list[str]) -> torch.Tensor:
         """(B, dim): masked mean of the encoder's last hidden states (no cache)."""
@@ -229,11 +230,11 @@ class TextEncoder(nn.Module):
         return masked_mean(hidden, tok["attention_mask"])
 
     def forward(self, texts: list[str]) -> torch.Tensor:
-        index = getattr(self, "_cache_index", None)
-        if index is not None and all(t in index for t in texts):
+        cached = self.__dict__.get("_cached")
+        if cached and all(t in cached for t in texts):
             import numpy as np
 
-            rows = np.stack([self._cache_rows[index[t]] for t in texts])
+            rows = np.stack([a[i] for a, i in map(cached.__getitem__, texts)])
             weight = next(self.backbone.parameters())
             return torch.from_numpy(rows).to(device=weight.device, dtype=weight.dtype)
         return self.encode(texts)

@@ -31,7 +31,7 @@ def test_caches_match_on_the_fly_encoding_and_are_built_once(tmp_path):
     rows = y_targets(model.y_encoder, texts, tmp_path)
     some = [texts[0], texts[len(texts) // 2]]
     assert np.allclose(rows[[0, len(texts) // 2]], model.y_encoder.encode(some).numpy(), atol=1e-5)
-    model.y_encoder.set_cache(texts, rows)
+    model.y_encoder.add_cache(texts, rows)
     calls = []
     model.y_encoder.encode = lambda t: calls.append(t)  # a cached text never reaches the encoder
     assert torch.allclose(model.y_encoder(some), torch.from_numpy(rows[[0, len(texts) // 2]]))
@@ -43,3 +43,25 @@ def test_caches_match_on_the_fly_encoding_and_are_built_once(tmp_path):
         cached = model.loss(batch)["loss"]
         raw = model.loss(next(iter(SharedLoader(samples, 8, 8, 8))))["loss"]
     assert torch.allclose(cached, raw, atol=1e-5)
+
+
+def test_a_frozen_y_encoder_reads_the_hard_negatives_from_the_cache_with_the_same_scores():
+    from bench.evalsets.registry import load_sets
+    from bench.tasks import evaluate
+    from bench.tasks.common import EvalContext
+
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides("model.y_encoder.lr_multiplier=0", "eval.size=40",
+                                                           "eval.tasks=[hardneg]"))
+    model = build_model(cfg).eval()
+    world = ShapesWorld(cfg.data.shapes)
+    sets = load_sets(cfg, world)
+    samples = TrainSamples(cfg.data, 0, world)
+    uncached = evaluate(model, EvalContext.from_config(cfg, sets, {}), ["hardneg"])
+
+    ctx = EvalContext.for_run(cfg, model, "sft", torch.device("cpu"), sets, samples)
+    calls = []
+    encode, model.y_encoder.encode = model.y_encoder.encode, lambda t: calls.append(t) or encode(t)
+    cached = evaluate(model, ctx, ["hardneg"])
+    assert calls == []  # every anchor, paraphrase and negative came from the cache
+    assert [(r["metric"], r["n"]) for r in cached] == [(r["metric"], r["n"]) for r in uncached]
+    assert np.allclose([r["value"] for r in cached], [r["value"] for r in uncached])

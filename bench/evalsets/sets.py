@@ -87,6 +87,10 @@ class HardNegativeSet:
     negatives: Sequence[tuple[str, ...]]
     kinds: Sequence[str]
 
+    def encoded_texts(self) -> list[str]:
+        """Every text the task encodes: what a frozen Y-encoder's cache can hold before an evaluation."""
+        return [*self.anchors, *self.positives, *(t for ns in self.negatives for t in ns)]
+
 
 @dataclass(frozen=True)
 class Stream:

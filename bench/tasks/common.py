@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.cache import eval_features
+from bench.cache import attach_eval_text_cache, eval_features
 from bench.config import EvalConfig, RunConfig
 from bench.data.clips import CaptionClips
 from bench.data.loader import collate
@@ -59,12 +59,14 @@ class EvalContext:
     def for_run(cls, cfg: RunConfig, model, data_stage: str, device, sets: dict[str, list], train_samples,
                 rank: int = 0, log=None, predictions=None) -> EvalContext:
         """The context a run evaluates in: its eval sets, the queries of its data stage, captions of its
-        training data for a Y-decoder, and (with data.cache) the cached features of every set's clips."""
+        training data for a Y-decoder, and (with data.cache) the cached features of every set's clips and a
+        frozen Y-encoder's cached outputs for the texts the sets have it encode."""
         ctx = cls.from_config(cfg, sets, stage_queries(data_stage), device,
                               lambda: train_samples.caption_texts(cfg.eval.decoder_clips))
         ctx.decoder_clips = lambda: train_samples.caption_clips(cfg.eval.decoder_clips)
         if cfg.data.cache:
             ctx.features = eval_features(model, rank, log)
+            attach_eval_text_cache(model, sets, rank, log)
         ctx.predictions = predictions
         return ctx
 
