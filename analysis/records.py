@@ -52,6 +52,7 @@ def runs(results: str | Path) -> pd.DataFrame:
     results = Path(results)
     membership = sweeps(results)
     rows = []
+    swept: set[str] = set()
     for run in run_dirs(results):
         rec = run.read_record()
         base = {"run_id": rec["run_id"], "model": rec.get("model"), "seed": rec.get("seed"),
@@ -63,8 +64,12 @@ def runs(results: str | Path) -> pd.DataFrame:
                    "order": m.get("order")}
             for k, v in m.get("point", {}).items():
                 row[k] = v if not isinstance(v, (list, dict)) else json.dumps(v)
+                swept.add(k)
             rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for k in swept:  # a swept value as the sweep wrote it (64000, not the 64000.0 of a float column with gaps)
+        frame[k] = pd.Series([r.get(k) for r in rows], index=frame.index, dtype=object)
+    return frame
 
 
 def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:

@@ -384,3 +384,12 @@ def test_an_ablation_over_zipped_keys_keeps_every_condition_apart():
     g, key = _setting_key(f, ["a", "b"])
     assert key == "setting" and g.drop_duplicates("condition")[key].nunique() == 4
     assert _setting_key(f.assign(c=f["condition"]), ["a", "c"])[1] == "c"  # one key that suffices is used as is
+
+
+def test_an_integer_setting_reads_as_the_sweep_wrote_it_and_finds_the_papers_row():
+    """A swept integer stays an integer in the frame (other sweeps' runs leave the column empty, which made
+    it a float column) so that it prints as written and meets its row of results/reference/ablations.csv."""
+    table = ablation_table(metrics(EXAMPLE), "lm_init", "model.lm.text_pretraining.samples")
+    assert list(table["setting"].astype(str)) == ["0", "64000"]
+    assert table["Class. paper"].tolist() == [28.1, 27.3]
+    assert list(ablation_table(metrics(EXAMPLE), "y_lr", "model.y_encoder.lr_multiplier")["Class. paper"].notna()) == [True] * 5
