@@ -137,9 +137,9 @@ def attach_target_cache(model, samples: TrainSamples, rank: int = 0, log=None) -
 
 
 def attach_eval_text_cache(model, sets: dict[str, list], rank: int = 0, log=None) -> None:
-    """Give a model's frozen text encoder its cached outputs for every text its eval sets have it encode
-    (the sets with `encoded_texts`: the hard negatives, ~10 texts an item, re-encoded at every evaluation
-    otherwise). A no-op for a model without a frozen text encoder."""
+    """Give a model's frozen text encoder its cached outputs for every text its eval sets have it encode (the
+    sets with `encoded_texts`: the hard negatives' anchors, paraphrases and negatives, which an evaluation
+    would otherwise encode again each time). A no-op for a model without a frozen text encoder."""
     y = frozen_text_encoder_of(model)
     texts = {t for per_task in sets.values() for s in per_task if hasattr(s, "encoded_texts") for t in s.encoded_texts()}
     if y is not None and texts:
