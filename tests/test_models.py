@@ -150,13 +150,19 @@ def test_vlm_score_is_the_length_normalised_log_likelihood():
     b = batches(cfg, 1, 2)[0]
     b["query"] = ["describe the video", ""]
     model.eval()
-    cands = ["a red square moves left", "a star", "there is a green disc that rises"]
-    scores = model.score(b, cands)
-    for i in range(2):  # against an independent full forward pass per candidate, no cache
-        for k, c in enumerate(cands):
-            one = {"video": b["video"][i:i + 1], "query": [b["query"][i]], "target": [c]}
-            nll = model.loss(one)["loss"]
-            assert scores[i, k].item() == pytest.approx(-nll.item(), abs=1e-4)
+    long = " ".join(["red square"] * 40)  # past max_target_tokens: cut, as training cuts it
+    shared = ["a red square moves left", "a star", "there is a green disc that rises", long]
+    # per sample: candidates that share their first tokens (the trie's branches), repeat, or are a prefix of
+    # another, in an order that differs between the samples
+    own = [shared, ["a red square moves right", "a red square moves left", "a red", "a red"]]
+    for cands in (shared, own):
+        scores = model.score(b, cands)
+        rows = [cands, cands] if isinstance(cands[0], str) else cands
+        for i in range(2):  # against an independent full forward pass per candidate, no cache
+            for k, c in enumerate(rows[i]):
+                one = {"video": b["video"][i:i + 1], "query": [b["query"][i]], "target": [c]}
+                nll = model.loss(one)["loss"]
+                assert scores[i, k].item() == pytest.approx(-nll.item(), abs=1e-4)
 
 
 
