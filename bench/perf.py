@@ -36,6 +36,7 @@ from bench.config import REPO_ROOT, RunConfig, load_run_config
 from bench.data.items import class_names
 from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples
+from bench.data.text import CLASS_PROMPTS
 from bench.engine import make_engine, plan_stages
 from bench.flops import flops_per_sample
 from bench.results import write_atomic, write_json
@@ -126,7 +127,7 @@ def inference(model, world: ShapesWorld, captions: list[str], device: torch.devi
     clock = Clock(device)
     model.eval()
     b = to_device(collate([{"video": world.clip("val", i), "query": ""} for i in range(batch)]), device)
-    names = class_names() * 3
+    names = [t.format(n) for t in CLASS_PROMPTS for n in class_names()]  # 144 distinct, as classification asks
     out = {}
     model.score(b, names[:max(ks)])  # warm-up
     for k in ks:
