@@ -123,21 +123,31 @@ def loader_rate(samples, batch: int, n_batches: int, num_workers: int) -> float:
 def inference(model, world: ShapesWorld, captions: list[str], device: torch.device, ks=(10, 100), batch: int = 32,
               reps: int = 5) -> dict[str, float]:
     """Median milliseconds per sample to score K candidates (reps timings each) and to generate 16 tokens
-    (through a Y-decoder trained for one step on `captions`, where the model decodes through one)."""
+    (through a Y-decoder trained for one step on `captions`, where the model decodes through one).
+
+    Scoring is timed as an evaluation's every batch after its first meets it: a model that encodes the
+    candidate texts has them memoised (VL-JEPA's Y-encoder runs once per evaluation, not per clip). The first
+    batch, which also encodes them, is timed apart at the largest K (`score_first_K*`)."""
     clock = Clock(device)
     model.eval()
     b = to_device(collate([{"video": world.clip("val", i), "query": ""} for i in range(batch)]), device)
     names = [t.format(n) for t in CLASS_PROMPTS for n in class_names()]  # 144 distinct, as classification asks
     out = {}
-    model.score(b, names[:max(ks)])  # warm-up
-    for k in ks:
+
+    def timed(k: int, first: bool) -> float:
         times = []
         for _ in range(reps):
-            model.eval()  # a mode switch forgets memoised text encodings: each time as the first scoring
+            if first:
+                model.eval()  # a mode switch forgets memoised text encodings
             t = clock()
             model.score(b, names[:k])
             times.append(clock() - t)
-        out[f"score_K{k}_ms_per_sample"] = statistics.median(times) / batch * 1e3
+        return statistics.median(times) / batch * 1e3
+
+    model.score(b, names[:max(ks)])  # warm-up; memoises the texts' encodings where the model does
+    for k in ks:
+        out[f"score_K{k}_ms_per_sample"] = timed(k, first=False)
+    out[f"score_first_K{max(ks)}_ms_per_sample"] = timed(max(ks), first=True)
     with decoding_of(model, DecoderData(lambda: captions), steps=1, seed=0):
         t = clock()
         model.generate(b, 16)
@@ -244,7 +254,8 @@ def table(report: dict) -> str:
     peaks = ", ".join(f"{si(v)}FLOP/s {k}" for k, v in report["matmul_peak_flops"].items())
     lines = [f"Device: {report['device']}. Matmul peak measured in-process: {peaks}.", "",
              "| preset | model | samples/s | step ms (data / fwd / bwd / opt / other) | outside fwd+bwd+opt | "
-             "loader / consumption | FLOPs/sample | MFU | cache speed-up | score K=10 / K=100 ms | generate ms | "
+             "loader / consumption | FLOPs/sample | MFU | cache speed-up | score K=10 / K=100 ms (first batch) | "
+             "generate ms | "
              "GPU memory |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in recs:
@@ -254,7 +265,8 @@ def table(report: dict) -> str:
         lines.append(f"| {r['preset']} | {r['model']} | {r['samples_per_s']:.0f} | {parts} | "
                      f"{100 * r['share_outside_fwd_bwd_opt']:.0f}% | {r['loader_over_consumption']:.1f}x | "
                      f"{si(r['flops_per_sample'])} | {100 * r['mfu']:.1f}% ({r['precision']}) | {r['cache_speedup']:.1f}x | "
-                     f"{r['score_K10_ms_per_sample']:.2f} / {r['score_K100_ms_per_sample']:.2f} | "
+                     f"{r['score_K10_ms_per_sample']:.2f} / {r['score_K100_ms_per_sample']:.2f} "
+                     f"({r['score_first_K100_ms_per_sample']:.2f}) | "
                      f"{r['generate_ms_per_sample']:.2f} | {memory} |")
     by = {(r["preset"], r["model"]): r for r in recs}
     for preset in dict.fromkeys(r["preset"] for r in recs):
@@ -263,9 +275,11 @@ def table(report: dict) -> str:
             extra = [(r["score_K100_ms_per_sample"] - r["score_K10_ms_per_sample"]) for r in (v, j)]
             marginal = f"{extra[0] / extra[1]:.0f}x" if extra[1] > 0 else "unmeasurable (no extra cost)"
             ratio = v['score_K100_ms_per_sample'] / j['score_K100_ms_per_sample']
+            first = v['score_first_K100_ms_per_sample'] / j['score_first_K100_ms_per_sample']
             lines.append(f"\n{preset}: VL-JEPA scores 100 candidates {ratio:.1f}x "
                          f"faster than the VLM's perplexity scoring per sample, {marginal} on what the 90 candidates "
-                         f"beyond the first 10 add (both encode the video and run the predictor or prefix once); "
+                         f"beyond the first 10 add (both encode the video and run the predictor or prefix once), "
+                         f"{first:.1f}x on an evaluation's first batch (which Y-encodes the candidates); "
                          f"trains {j['samples_per_s'] / v['samples_per_s']:.2f}x the VLM's samples/s.")
     return "\n".join(lines)
 
