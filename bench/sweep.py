@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -248,7 +249,11 @@ def show_status(sweep: SweepConfig, runs: list[SweepRun], watch: float | None) -
         text = f"sweep {sweep.name} at {clock()}: {summary(states)}\n{table(runs, states)}"
         if watch and sys.stdout.isatty():
             print("\033[2J\033[H", end="")
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # the reader has read enough (`--status | head -5`): no error, no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush lands nowhere
+            return 0
         if not watch:
             return 0
         if not any(s.live for s in states):

@@ -289,3 +289,11 @@ def test_status_of_a_running_local_sweep_shows_counts_and_time_left(tmp_path, ca
     assert "sweep tinyloss at " in out_sweep and "2 runs: 2 done; 9,600/9,600 samples (100%); nothing left" in out_sweep
     assert main([str(f), "--watch", "0.1"]) == 0  # nothing live: one look, then it returns
     assert "2 runs: 2 done" in capsys.readouterr().out
+
+
+def test_status_piped_into_a_reader_that_stops_early_exits_quietly():
+    """`--status | head -5` under `set -o pipefail` (as docs/troubleshooting.md runs it): a reader that closes
+    the pipe before the table is written is not an error. `true` reads nothing, so the write always fails."""
+    script = f"set -o pipefail; {sys.executable} -m bench.sweep ablations/loss.yaml --status | true"
+    done = subprocess.run(["bash", "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
