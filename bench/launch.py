@@ -26,12 +26,16 @@ EXECUTORS = ("slurm", "local", "inline")
 class TrainJob:
     """The callable a job runs: one run from its resolved config (a plain dict, so it pickles)."""
 
-    def __init__(self, config: dict[str, Any]):
-        self.config = config
+    def __init__(self, config: dict[str, Any], threads: int | None = None):
+        self.config, self.threads = config, threads  # threads: torch's intra-op threads (None: its default)
 
     def __call__(self) -> str:
         # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
         # pickles this job, and its --status, do not
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
         from bench.train import Preempted, run
 
         try:
@@ -43,7 +47,7 @@ class TrainJob:
     def checkpoint(self, *args: Any, **kwargs: Any):
         import submitit
 
-        return submitit.helpers.DelayedSubmission(TrainJob(self.config))
+        return submitit.helpers.DelayedSubmission(TrainJob(self.config, self.threads))
 
 
 def default_executor() -> str:
@@ -113,13 +117,24 @@ def _submit(runs: list[RunConfig], executor: str, folder: Path, max_parallel: in
     raise ValueError(f"unknown executor {executor!r}; expected one of {EXECUTORS}")
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask: a Slurm allocation or taskset, not the machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 class LocalQueue:
-    """submitit's LocalExecutor, at most max_parallel jobs at a time (it has no array throttle)."""
+    """submitit's LocalExecutor, at most max_parallel jobs at a time (it has no array throttle). The usable
+    CPUs are shared out: each job's torch runs usable_cpus() // max_parallel threads (at least 1), where each
+    would otherwise take them all and max_parallel jobs would oversubscribe the machine. On the tiny preset a
+    run's numbers do not depend on its thread count (a run at 1 thread and at 2 logs the same losses and
+    metrics, measured), and its small matrices use a second thread poorly: two 1-thread runs at a time
+    finish a sweep sooner than one 2-thread run at a time."""
 
     def __init__(self, folder: Path, max_parallel: int, log: Callable[[str], None],
                  progress: Callable[[], None] | None = None):
         self.folder, self.max_parallel, self.log = folder, max_parallel, log
         self.progress = progress or (lambda: None)
+        self.threads = max(1, usable_cpus() // max_parallel)
 
     def run(self, runs: list[RunConfig]) -> list[Any]:
         import submitit
@@ -131,8 +146,8 @@ class LocalQueue:
                 cfg = pending.pop(0)
                 ex = submitit.LocalExecutor(folder=self.folder / cfg.run_id)  # (it would keep "%j" literally)
                 ex.update_parameters(timeout_min=cfg.launch.time_min, tasks_per_node=cfg.launch.processes)
-                job = ex.submit(TrainJob(to_dict(cfg)))
-                self.log(f"local job {job.job_id}: {cfg.name} ({cfg.run_id})")
+                job = ex.submit(TrainJob(to_dict(cfg), self.threads))
+                self.log(f"local job {job.job_id}: {cfg.name} ({cfg.run_id}), {self.threads} thread(s)")
                 running.append((job, cfg))
                 jobs.append(job)
             time.sleep(1.0)

@@ -159,6 +159,7 @@ class Run:
         self.record = {
             "run_id": self.id, "name": self.cfg.name, "model": self.cfg.model.name, "seed": self.cfg.seed,
             "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),
+            "threads": torch.get_num_threads(),
             "world_size": self.env.world_size, "started": time.time(), "grid": self.grid,
             "parity": {**model.parity(), "loader_fingerprint": fingerprint(first_samples),
                        **self._mixtures(first_samples),

@@ -126,15 +126,19 @@ def test_sweep_path_resolves_under_experiments(capsys):
 
 @pytest.mark.slow
 def test_local_sweep_completes_then_relaunch_submits_nothing(tmp_path, capsys):
+    from bench.launch import usable_cpus
+
     f = tiny_sweep(tmp_path)
-    assert main([str(f), "--executor", "local"]) == 0
+    assert main([str(f), "--executor", "local", "--max-parallel", "2"]) == 0
     out = capsys.readouterr().out
     assert "executor: local" in out and "2/2 runs done" in out
     record = read_json(tmp_path / "results" / "sweeps" / "tinyloss.json")
     assert len(record["runs"]) == 2
     for r in record["runs"]:
         d = tmp_path / "results" / "runs" / r["run_id"]
-        assert read_json(d / RUN_RECORD)["status"] == "done" and read_jsonl(d / EVALS)
+        run = read_json(d / RUN_RECORD)
+        assert run["status"] == "done" and read_jsonl(d / EVALS)
+        assert run["threads"] == max(1, usable_cpus() // 2)  # the two runs at a time share the CPUs
     assert main([str(f), "--executor", "local"]) == 0
     assert "nothing to submit" in capsys.readouterr().out
     assert main([str(f), "--status"]) == 0
