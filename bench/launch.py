@@ -30,12 +30,12 @@ class TrainJob:
         self.config, self.threads = config, threads  # threads: torch's intra-op threads (None: its default)
 
     def __call__(self) -> str:
-        # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
-        # pickles this job, and its --status, do not
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
+        # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
+        # pickles this job, and its --status, do not
         from bench.train import Preempted, run
 
         try:
