@@ -88,6 +88,11 @@ class TrainConfig:
         "help": "torch AdamW's implementation: default (torch's choice: foreach on a GPU, a loop over the "
                 "parameters on a CPU), foreach (one multi-tensor call per operation), or fused (one kernel for "
                 "the whole update; CPU and GPU). The same update to float precision"})
+    encode_targets: Literal["micro_batch", "step"] = field(default="micro_batch", metadata={
+        "identity": "unless_default",
+        "help": "with gradient accumulation, a model's Y-side targets are encoded per micro-batch, or all of an "
+                "optimizer step's in one call (models/step_targets.py: gradient caching, the same gradients to "
+                "float rounding, other dropout masks); fewer, larger Y-encoder calls"})
     stages: list[StageConfig] = field(default_factory=list, metadata={"help": "empty = one stage of data.stage"})
 
     def check(self) -> None:
@@ -97,6 +102,14 @@ class TrainConfig:
         for s in self.stages:
             if s.samples % self.global_batch:
                 raise ValueError(f"stage {s.name!r}: samples={s.samples} is not a multiple of global_batch={self.global_batch}")
+        if self.encode_targets == "step" and self.zero_stage == 3:
+            raise ValueError("encode_targets=step with zero_stage=3: ZeRO-3 overwrites a parameter's gradient at the "
+                             "step's first backward and accumulates after, but the Y-encoder's gradient comes only at "
+                             "the last one (the previous step's would stay in); use zero_stage 0-2 or "
+                             "encode_targets=micro_batch")
+        if self.encode_targets == "step" and self.nonfinite == "skip":
+            raise ValueError("encode_targets=step backpropagates the step's Y-encoder once, for all its micro-batches, "
+                             "so nonfinite=skip cannot skip one; use nonfinite=fail or encode_targets=micro_batch")
         if self.global_batch % self.micro_batch:
             raise ValueError(
                 f"global_batch={self.global_batch} is not a multiple of micro_batch={self.micro_batch}"

@@ -93,7 +93,8 @@ def time_steps(engine, cfg: RunConfig, samples, steps: int, device: torch.device
     engine.train()
     for step in range(steps + warmup):
         t0 = clock()
-        result = optimizer_step(engine, batches, loader.accumulation, device, t.nonfinite, clock=clock)
+        result = optimizer_step(engine, batches, loader.accumulation, device, t.nonfinite, clock=clock,
+                                encode_targets=t.encode_targets)
         total = clock() - t0
         losses.append(result.losses["loss"])
         if step >= warmup:

@@ -11,16 +11,23 @@ Non-finite losses:
   inf anywhere in the step raises NonFiniteLoss and no weight changes.
 - "skip" must know before each backward, so it checks every micro-batch (one wait each): a non-finite
   micro-batch backpropagates zero instead and is counted; the caller fails the run past a threshold.
+
+Targets per step (train.encode_targets=step, with accumulation): the step reads all its micro-batches
+first, and runs them inside the model's step_targets hook, which encodes their targets in one call
+(models/step_targets.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
+
+from models.protocol import step_targets_of
 
 PHASES = ("data", "forward", "backward", "optimizer")
 
@@ -93,20 +100,40 @@ def _reduce(values: list[torch.Tensor], device: torch.device) -> list[float]:
 
 def optimizer_step(engine, batches: Iterator[dict], accumulation: int, device: torch.device,
                    nonfinite: str = "fail", flags: tuple[float, ...] = (), clock: Clock | None = None,
-                   where: Callable[[], str] = lambda: "this step") -> StepResult:
+                   where: Callable[[], str] = lambda: "this step",
+                   encode_targets: str = "micro_batch") -> StepResult:
     """Take one optimizer step from the next `accumulation` micro-batches of `batches`.
 
     flags: numbers summed over the processes with the step's statistics (a stop signal); clock: time the
     phases (data, forward, backward, optimizer) with it; where(): words that place the step in its run,
-    for the error message of a non-finite loss."""
+    for the error message of a non-finite loss; encode_targets: "step" encodes the step's targets in one
+    call (train.encode_targets)."""
     tick = clock or (lambda: 0.0)
+    seconds = dict.fromkeys(PHASES, 0.0)
+    ahead: list[dict] = []  # the step's micro-batches, read first when their targets are encoded together
+    scope: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if encode_targets == "step" and accumulation > 1:
+        t0 = tick()
+        ahead = [to_device(next(batches), device) for _ in range(accumulation)]
+        seconds["data"] += tick() - t0
+        scope = step_targets_of(engine.module, [list(b["target"]) for b in ahead])
+    with scope:
+        result = _step(engine, iter(ahead) if ahead else batches, accumulation, device, nonfinite, flags, tick,
+                       where, seconds, prefetched=bool(ahead))
+    if clock is None:
+        result.seconds = {}
+    return result
+
+
+def _step(engine, batches: Iterator[dict], accumulation: int, device: torch.device, nonfinite: str,
+          flags: tuple[float, ...], tick: Callable[[], float], where: Callable[[], str], seconds: dict[str, float],
+          prefetched: bool) -> StepResult:
     sums: dict[str, torch.Tensor] = {}
     used, skipped = 0, 0  # micro-batches whose loss counts, and those skipped ("skip")
     bad = torch.zeros((), device=device)  # non-finite losses, counted on the device ("fail")
-    seconds = dict.fromkeys(PHASES, 0.0)
     for micro in range(accumulation):
         t0 = tick()
-        batch = to_device(next(batches), device)
+        batch = next(batches) if prefetched else to_device(next(batches), device)
         t1 = tick()
         out = engine(batch)
         loss = out["loss"]
@@ -142,4 +169,4 @@ def optimizer_step(engine, batches: Iterator[dict], accumulation: int, device: t
     else:  # ZeRO: DeepSpeed's own (already reduced) norm of this step
         g = engine.get_global_grad_norm()
         grad_norm = float(g) if g is not None else None
-    return StepResult(losses, grad_norm, int(n_skipped), rest[:len(flags)], seconds if clock else {})
+    return StepResult(losses, grad_norm, int(n_skipped), rest[:len(flags)], seconds)

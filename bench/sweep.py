@@ -30,6 +30,7 @@ from bench.results import RUNS, SWEEPS, read_json, write_json
 from bench.sweepconfig import ZIP_LABEL, SweepConfig, load_sweep_config
 from bench.sweepstatus import RunStatus, clock, statuses, summary, table
 from models import registry
+from models.protocol import offers_step_targets
 
 # what the runs of one comparison group (one seed) must share unless the sweep varies it
 PARITY_KEYS = ("model.x_encoder", "model.lm.tokenizer", "model.lm.backbone", "model.lm.text_pretraining",
@@ -134,14 +135,19 @@ def check_training_data(runs: list[SweepRun]) -> list[str]:
 
 
 def check_models(runs: list[SweepRun]) -> list[str]:
-    """Every run's model.name is registered (models/registry.py)."""
+    """Every run's model.name is registered (models/registry.py), and offers what its train config asks of it."""
 
     problems: dict[str, list[str]] = {}
     for r in runs:
         try:
-            registry.get(r.cfg.model.name)
+            builder = registry.get(r.cfg.model.name)
         except KeyError as e:
             problems.setdefault(f"key 'model.name': {e.args[0]}", []).append(f"[{r.condition}] seed {r.seed}")
+            continue
+        if r.cfg.train.encode_targets == "step" and offers_step_targets(builder) is False:
+            problems.setdefault(f"key 'train.encode_targets': step, but model.name={r.cfg.model.name!r} does not "
+                                "encode targets (no step_targets hook); expected micro_batch",
+                                []).append(f"[{r.condition}] seed {r.seed}")
     return _grouped(problems, runs)
 
 

@@ -302,7 +302,8 @@ class Run:
             where = f"optimizer step {step + 1} ({stage.start + loader.position + t.global_batch:,} samples)"
             t0 = time.perf_counter()
             result = optimizer_step(engine, batches, loader.accumulation, self.device, t.nonfinite,
-                                    flags=(float(stop.signum is not None),), where=lambda w=where: w)
+                                    flags=(float(stop.signum is not None),), where=lambda w=where: w,
+                                    encode_targets=t.encode_targets)
             self.train_s += time.perf_counter() - t0
             seen = stage.start + loader.position
             self._count_skipped(result.skipped, step + 1)

@@ -4,7 +4,7 @@ A batch is a dict: "video" (B, T, 3, H, W) uint8 or, from a feature cache, "x_fe
 (the frozen X-encoder's output), "query" list[str], "target" list[str] (plus bookkeeping keys a model
 ignores).
 
-Everything bench/ needs of a model is here: the members of `Model`, and three optional ones that bench
+Everything bench/ needs of a model is here: the members of `Model`, and four optional ones that bench
 reaches only through the functions at the end of this file:
 
 - embed_text(texts) -> (N, D) unit-norm text embeddings: the text-only hard-negative test;
@@ -14,11 +14,15 @@ reaches only through the functions at the end of this file:
   captioning and streaming tasks use it, and streaming needs it to turn an embedding stream into text;
 - frozen_text_encoder() -> a frozen models.encoders.TextEncoder whose outputs bench may cache
   (bench/cache.py), or None.
+- step_targets(targets) -> a context manager inside which loss() reads an optimizer step's targets
+  from one encoding of them all (`targets`: each micro-batch's target texts, in order); a model with a
+  target encoder offers it (train.encode_targets=step, models/step_targets.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -93,6 +97,25 @@ def decoding_of(model, data: DecoderData, steps: int, seed: int, log=None) -> It
         return
     with hook(data, steps, seed, log) as d:
         yield d
+
+
+def step_targets_of(model, targets: list[list[str]]) -> contextlib.AbstractContextManager:
+    """The model's step_targets hook for one optimizer step's micro-batches (their target texts)."""
+    hook = getattr(model, "step_targets", None)
+    if hook is None:
+        raise ValueError(f"train.encode_targets=step: the model {type(model).__name__} does not encode targets "
+                         "(it has no step_targets hook); use train.encode_targets=micro_batch")
+    return hook(targets)
+
+
+def offers_step_targets(builder) -> bool | None:
+    """Whether the model a registry builder returns has the step_targets hook, read from the builder's
+    return annotation (None where it names no class): a sweep checks it before it submits."""
+    try:
+        cls = typing.get_type_hints(builder).get("return")
+    except Exception:  # an annotation that does not resolve says nothing
+        return None
+    return hasattr(cls, "step_targets") if isinstance(cls, type) else None
 
 
 def frozen_text_encoder_of(model):

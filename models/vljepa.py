@@ -12,6 +12,8 @@ retrieval, VQA, world prediction), or turned into text by the Y-decoder (caption
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ from models.lm import additive_mask, load_lm, positions
 from models.losses import build_loss
 from models.protocol import Batch, Candidates, count_parameters, decay_groups, encoder_parity, score_by_embedding
 from models.registry import register
+from models.step_targets import StepTargets
 
 
 class VLJEPA(nn.Module):
@@ -56,6 +59,7 @@ class VLJEPA(nn.Module):
         if cfg.decoder.checkpoint and not meta:
             self.decoder = YDecoder.load(cfg.decoder.checkpoint)
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._step: StepTargets | None = None  # inside step_targets(): the optimizer step's one target encoding
 
     # ---------------------------------------------------------------- the two sides
     def _query_tokens(self, queries: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,12 +113,25 @@ class VLJEPA(nn.Module):
     # ---------------------------------------------------------------- the protocol
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         pred = self.predict(batch)
-        target = self.encode_targets(batch["target"])
         texts = list(batch["target"])
+        step = self._step if self.training else None
+        target = step.targets(texts, pred.device) if step else self.encode_targets(texts)
         same = torch.tensor([[a == b for b in texts] for a in texts], device=pred.device)
-        return self.loss_fn(pred, target, same)
+        out = self.loss_fn(pred, target, same)
+        return step.finish(out) if step else out
 
     forward = loss
+
+    @contextlib.contextmanager
+    def step_targets(self, targets: list[list[str]]) -> Iterator[None]:
+        """train.encode_targets=step: inside the block, the loss() of each of the optimizer step's
+        micro-batches (their target texts, in order) reads its targets from one encoding of them all
+        (models/step_targets.py)."""
+        self._step = StepTargets(targets, self.y_encoder, self.y_head, backbone_trains=not self.y_encoder.frozen)
+        try:
+            yield
+        finally:
+            self._step = None
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         main = [(n, p) for n, p in self.named_parameters()

@@ -47,10 +47,11 @@ def test_benchmark_runs_and_writes_its_report(tmp_path):
     assert "| tiny | vljepa |" in md and "scores 100 candidates" in md
 
 
-@pytest.mark.parametrize("name", ["vljepa", "vlm"])
-def test_perf_times_the_step_a_run_takes(tmp_path, name):
+@pytest.mark.parametrize("name,encode_targets", [("vljepa", "micro_batch"), ("vlm", "micro_batch"), ("vljepa", "step")])
+def test_perf_times_the_step_a_run_takes(tmp_path, name, encode_targets):
     """bench.perf and bench.train share bench.step.optimizer_step: the same seed gives the same loss at
-    every step (with gradient accumulation, so the step's reduction over micro-batches is covered)."""
+    every step (with gradient accumulation, so the step's reduction over micro-batches is covered, and
+    the step's targets encoded in one call as the run's config asks)."""
     from bench.config import load_run_config, run_id
     from bench.results import METRICS, read_jsonl
     from bench.train import run
@@ -59,7 +60,7 @@ def test_perf_times_the_step_a_run_takes(tmp_path, name):
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
         f"model.name={name}", f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16",
         "train.budget.samples=96", "train.warmup_samples=32", "train.log_every=1", "eval.grid=[]", "eval.tasks=[]",
-        "data.num_workers=0"))
+        "data.num_workers=0", f"train.encode_targets={encode_targets}"))
     run(cfg, log=lambda m: None)
     from_run = [r["loss"] for r in read_jsonl(tmp_path / run_id(cfg) / METRICS)]
     _, _, _, cached, engine, _ = perf.prepare(cfg, torch.device("cpu"))
