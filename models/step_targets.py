@@ -80,7 +80,7 @@ class StepTargets:
         # the engine scaled each earlier loss by 1/accumulation before its backward, and scales this one
         # again: the kept gradients are scaled back, so that the sum is what per-micro-batch encoding gives
         s = len(self.texts) * (encoded[:start].float() * earlier.float()).sum()
-        self.extra = s - s.detach()  # value exactly 0 (NaN where a gradient is), gradient the earlier ones'
+        self.extra = s - s.detach()  # value exactly 0 (NaN where a kept gradient is not finite): the NaN check sees it
         return encoded[start:]
 
     def finish(self, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
