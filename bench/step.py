@@ -109,64 +109,54 @@ def optimizer_step(engine, batches: Iterator[dict], accumulation: int, device: t
     for the error message of a non-finite loss; encode_targets: "step" encodes the step's targets in one
     call (train.encode_targets)."""
     tick = clock or (lambda: 0.0)
-    seconds = dict.fromkeys(PHASES, 0.0)
-    ahead: list[dict] = []  # the step's micro-batches, read first when their targets are encoded together
-    scope: contextlib.AbstractContextManager = contextlib.nullcontext()
-    if encode_targets == "step" and accumulation > 1:
-        t0 = tick()
-        ahead = [to_device(next(batches), device) for _ in range(accumulation)]
-        seconds["data"] += tick() - t0
-        scope = step_targets_of(engine.module, [list(b["target"]) for b in ahead])
-    with scope:
-        result = _step(engine, iter(ahead) if ahead else batches, accumulation, device, nonfinite, flags, tick,
-                       where, seconds, prefetched=bool(ahead))
-    if clock is None:
-        result.seconds = {}
-    return result
-
-
-def _step(engine, batches: Iterator[dict], accumulation: int, device: torch.device, nonfinite: str,
-          flags: tuple[float, ...], tick: Callable[[], float], where: Callable[[], str], seconds: dict[str, float],
-          prefetched: bool) -> StepResult:
     sums: dict[str, torch.Tensor] = {}
     used, skipped = 0, 0  # micro-batches whose loss counts, and those skipped ("skip")
     bad = torch.zeros((), device=device)  # non-finite losses, counted on the device ("fail")
-    for micro in range(accumulation):
+    seconds = dict.fromkeys(PHASES, 0.0)
+    source: Iterator[dict] = (to_device(b, device) for b in batches)
+    scope: contextlib.AbstractContextManager = contextlib.nullcontext()
+    if encode_targets == "step" and accumulation > 1:  # the step's micro-batches read first, their targets known
         t0 = tick()
-        batch = next(batches) if prefetched else to_device(next(batches), device)
-        t1 = tick()
-        out = engine(batch)
-        loss = out["loss"]
-        finite = torch.isfinite(loss.detach())
-        if nonfinite == "skip" and _any_rank(not bool(finite), device):
-            skipped += 1
-            loss = _zero_loss(engine)
-        else:
-            used += 1
-            bad += (~finite).float()
-            for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + v.detach().double()
-        t2 = tick()
-        engine.backward(loss)
-        t3 = tick()
-        if micro == accumulation - 1:  # before the optimizer applies: statistics, flags and the NaN check
-            norm = _local_grad_norm(engine) if engine.zero_optimization_stage() == 0 else None  # gone after step()
-            keys = sorted(sums)
-            extra = [bad, torch.tensor(float(skipped)), *map(torch.tensor, map(float, flags))]
-            host = _reduce([*(sums[k] / max(used, 1) for k in keys), *extra, *([norm] if norm is not None else [])],
-                           device)
-            w = _world()
-            losses = {k: v / w for k, v in zip(keys, host)}
-            n_bad, n_skipped, *rest = host[len(keys):]
-            if n_bad and nonfinite == "fail":
-                raise NonFiniteLoss(f"non-finite loss at {where()}: {losses.get('loss')}")
-        engine.step()
-        t4 = tick()
-        for k, v in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-            seconds[k] += v
+        ahead = [next(source) for _ in range(accumulation)]
+        seconds["data"] += tick() - t0
+        source, scope = iter(ahead), step_targets_of(engine.module, [list(b["target"]) for b in ahead])
+    with scope:
+        for micro in range(accumulation):
+            t0 = tick()
+            batch = next(source)
+            t1 = tick()
+            out = engine(batch)
+            loss = out["loss"]
+            finite = torch.isfinite(loss.detach())
+            if nonfinite == "skip" and _any_rank(not bool(finite), device):
+                skipped += 1
+                loss = _zero_loss(engine)
+            else:
+                used += 1
+                bad += (~finite).float()
+                for k, v in out.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().double()
+            t2 = tick()
+            engine.backward(loss)
+            t3 = tick()
+            if micro == accumulation - 1:  # before the optimizer applies: statistics, flags and the NaN check
+                norm = _local_grad_norm(engine) if engine.zero_optimization_stage() == 0 else None  # gone after step()
+                keys = sorted(sums)
+                extra = [bad, torch.tensor(float(skipped)), *map(torch.tensor, map(float, flags))]
+                host = _reduce([*(sums[k] / max(used, 1) for k in keys), *extra, *([norm] if norm is not None else [])],
+                               device)
+                w = _world()
+                losses = {k: v / w for k, v in zip(keys, host)}
+                n_bad, n_skipped, *rest = host[len(keys):]
+                if n_bad and nonfinite == "fail":
+                    raise NonFiniteLoss(f"non-finite loss at {where()}: {losses.get('loss')}")
+            engine.step()
+            t4 = tick()
+            for k, v in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                seconds[k] += v
     if norm is not None:
         grad_norm = rest[-1] / w
     else:  # ZeRO: DeepSpeed's own (already reduced) norm of this step
         g = engine.get_global_grad_norm()
         grad_norm = float(g) if g is not None else None
-    return StepResult(losses, grad_norm, int(n_skipped), rest[:len(flags)], seconds)
+    return StepResult(losses, grad_norm, int(n_skipped), rest[:len(flags)], seconds if clock else {})
