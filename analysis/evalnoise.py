@@ -2,7 +2,7 @@
 
 A run's hit-rate metrics (top-k, R@k, VQA accuracy) are means over items, and every evaluation keeps each
 item's hit (`<task>__<set>.outcomes.jsonl`, beside the predictions: of the training's evaluations and of
-bench.eval's on-demand ones). Two runs of a paired comparison (same seed, two conditions) answered the same
+bench.tools.evaluate's on-demand ones). Two runs of a paired comparison (same seed, two conditions) answered the same
 items in the same order, so their difference is a mean of per-item differences d_i, and its noise from the
 items alone is measured without a model of them:
 

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 
 from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, labels_of, reference  # noqa: E402
-from bench.curves import REFERENCE_RATE, monotone, reduction_factor  # noqa: E402
+from bench.eval.curves import REFERENCE_RATE, monotone, reduction_factor  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
 
@@ -174,7 +174,7 @@ def seed_mean_curves(f: pd.DataFrame) -> dict[str, dict[float, tuple[float, floa
 
 
 def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None = None) -> str:
-    """The decode-reduction factor read off the seed-averaged pooled curves, fitted monotone (bench/curves.py),
+    """The decode-reduction factor read off the seed-averaged pooled curves, fitted monotone (bench/eval/curves.py),
     beside its control: uniform decoding against itself, above 1 where uniform's CIDEr has saturated below
     the reference rate (decodes the streams did not need)."""
     means = {k: monotone({r: v[0] for r, v in c.items()}) for k, c in (curves or seed_mean_curves(f)).items()}

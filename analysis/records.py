@@ -19,7 +19,7 @@ COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "
 # train_flops, train_s: the run's training FLOPs and seconds in optimizer steps up to the evaluation
 EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "prior", "rate_hz", "dataset",
              "sets", "train_flops", "train_s", "lo", "hi", "se"]
-# prior: the no-vision prior (bench/tasks/vqa.py, classification.py), in records written since it was added;
+# prior: the no-vision prior (bench/eval/tasks/vqa.py, classification.py), in records written since it was added;
 # lo, hi: a run's own 95% interval where its task computes one (selective decoding's bootstrap over streams);
 # se: the standard error over items of a metric that is a mean over them (the evaluation's own noise)
 MEAN = "mean"  # the dataset of a task's average over its eval sets (bench/tasks)

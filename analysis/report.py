@@ -170,7 +170,7 @@ def build(results: Path, out: Path) -> Path:
                          "the arrow: the rate at which adaptive decoding's monotone fit reaches it.*"]
             per_run = figures.selective_markdown(f)
             if per_run:
-                sections += ["", "Each run's own reading (pooled strategies; bench/tasks/streaming.py): the factor "
+                sections += ["", "Each run's own reading (pooled strategies; bench/eval/tasks/streaming.py): the factor "
                              "and gap with 95% intervals from a bootstrap over its streams, and the control that "
                              "shows how much of a factor saturation alone gives:", "", per_run]
             sections += _power(power.selective_power(f, sweep))

@@ -1,6 +1,6 @@
 """Copy the records of finished sweeps (no checkpoints; of the per-item outputs only the captions and the hits
 of each run's last evaluation) into a small folder that can be committed, so the report and its tests work
-without training first. A run's on-demand evaluations (bench.eval: records and hits) come with it. Runs of
+without training first. A run's on-demand evaluations (bench.tools.evaluate: records and hits) come with it. Runs of
 the folder that no sweep lists any more are removed.
 
     python -m analysis.snapshot --results results --out results/example --sweeps loss

@@ -12,7 +12,7 @@ Both are computed once, in a fixed order and fixed batches (so their bits do not
 built them), written atomically as .npy files under the cache folder (cache_dir) and memory-mapped
 read-only, so runs in parallel share one copy through the page cache.
 
-The trainer, bench.eval, bench.perf and bench.probe wire caches through the last functions of this
+The trainer, bench.tools.evaluate, bench.tools.perf and bench.tools.probe wire caches through the last functions of this
 file only: training_samples, eval_features, attach_target_cache, attach_eval_text_cache and world_features.
 """
 
@@ -24,18 +24,20 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from bench.config import REPO_ROOT
 from bench.data.loader import collate
 from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
-from bench.evalsets.sets import Visuals
+from bench.dist import barrier
 from models.encoders import weight_hash
 from models.protocol import frozen_text_encoder_of
+
+if TYPE_CHECKING:  # a type only: eval sets sit above the caches
+    from bench.eval.sets.kinds import Visuals
 
 BATCH = 128
 
@@ -48,11 +50,6 @@ def cache_dir() -> Path:
 def content_key(*parts: Any) -> str:
     """A short hash of JSON-able parts: the name of a cache entry built from exactly these inputs."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _barrier() -> None:
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
 
 
 def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log,
@@ -76,7 +73,7 @@ def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], ran
         out.flush()
         del out
         os.replace(tmp, path)
-    _barrier()
+    barrier()
     return np.load(path, mmap_mode="r")
 
 
@@ -176,7 +173,7 @@ def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path
         if log:
             log(f"measured the X features' statistics on {len(picks):,} training clips ({count:,} tokens) in "
                 f"{time.perf_counter() - t0:.0f} s -> {path}")
-    _barrier()
+    barrier()
     with np.load(path) as z:
         return z["mean"], z["std"], int(z["count"])
 

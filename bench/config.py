@@ -9,9 +9,13 @@ Layering, lowest first: the dataclass defaults -> each `base:` file (recursively
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hashlib
 import json
 import sys
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -19,14 +23,34 @@ from typing import Any, Literal
 import yaml
 
 from bench.configlib import ConfigError, Provenance, deep_merge, from_dict, nest_dotted, to_dict
-from bench.curves import REFERENCE_RATE
 from bench.data.config import DataConfig, MixtureEntry
-from bench.evalsets.sets import TASK_SETS
-from bench.trackers import missing_packages
+from bench.data.layout import BatchLayout
 from models.config import ModelConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO_ROOT / "experiments"
+
+
+# Checks of the names a config section uses, registered by the feature that owns those names (the task
+# registry checks eval.tasks, the trackers check tracking.trackers), so that this module imports no feature:
+# the modules that run configs (bench.run.train, bench.sweep, bench.tools.*) import those features first.
+FeatureCheck = Callable[[Any], None]
+FEATURE_CHECKS: dict[str, list[FeatureCheck]] = {}
+
+
+def feature_check(section: str) -> Callable[[FeatureCheck], FeatureCheck]:
+    """Register fn(section_config) -> None (raising ValueError) as a check of config section `section`."""
+
+    def register(fn: FeatureCheck) -> FeatureCheck:
+        FEATURE_CHECKS.setdefault(section, []).append(fn)
+        return fn
+
+    return register
+
+
+def run_feature_checks(section: str, value: Any) -> None:
+    for check in FEATURE_CHECKS.get(section, ()):
+        check(value)
 
 
 @dataclass
@@ -79,10 +103,14 @@ class TrainConfig:
         "gt": 0.0, "identity": False,
         "help": "a run that has not moved for this long says so in its log and in the sweep's status"})
     log_every: int = field(default=10, metadata={"ge": 1, "identity": False, "help": "optimizer steps between log lines"})
+    lease_s: float = field(default=60.0, metadata={
+        "gt": 0.0, "identity": False,
+        "help": "a run's writer renews its lease every few seconds; one not renewed for this long is stale (its "
+                "holder died) and another process may take the run over (bench/run/lease.py)"})
     activation_checkpointing: bool = field(default=False, metadata={
-        "identity": False, "help": "recompute trained backbones' activations in backward (bench/speedups.py)"})
+        "identity": False, "help": "recompute trained backbones' activations in backward (bench/run/speedups.py)"})
     compile: bool = field(default=False, metadata={
-        "identity": "unless_default", "help": "torch.compile the trained backbones (bench/speedups.py)"})
+        "identity": "unless_default", "help": "torch.compile the trained backbones (bench/run/speedups.py)"})
     optimizer_impl: Literal["default", "foreach", "fused"] = field(default="default", metadata={
         "identity": "unless_default",
         "help": "torch AdamW's implementation: default (torch's choice: foreach on a GPU, a loop over the "
@@ -110,10 +138,7 @@ class TrainConfig:
         if self.encode_targets == "step" and self.nonfinite == "skip":
             raise ValueError("encode_targets=step backpropagates the step's Y-encoder once, for all its micro-batches, "
                              "so nonfinite=skip cannot skip one; use nonfinite=fail or encode_targets=micro_batch")
-        if self.global_batch % self.micro_batch:
-            raise ValueError(
-                f"global_batch={self.global_batch} is not a multiple of micro_batch={self.micro_batch}"
-            )
+        BatchLayout(self.global_batch, self.micro_batch)  # one process; the engine checks the process count
         if self.budget.samples % self.global_batch:
             raise ValueError(
                 f"budget.samples={self.budget.samples} is not a multiple of global_batch={self.global_batch}; "
@@ -129,7 +154,7 @@ class EvalConfig:
     sets: dict[str, list[str]] = field(default_factory=dict, metadata={
         "identity": "unless_default",
         "help": "task -> its eval sets: 'shapes' (the world's eval split), 'shapes:<split>', a name in the dataset "
-                "registry (bench/evalsets/registry.py) or a dataset folder; a task left out reads 'shapes'"})
+                "registry (bench/eval/sets/resolve.py) or a dataset folder; a task left out reads 'shapes'"})
     split: Literal["val", "test", "novel"] = field(default="val", metadata={"help": "the shapes world's eval split"})
     size: int = field(default=400, metadata={"ge": 0, "help": "items per task and eval set (0: every item)"})
     task_size: dict[str, int] = field(default_factory=dict, metadata={
@@ -164,8 +189,6 @@ class EvalConfig:
 
     def check(self) -> None:
         for task, names in self.sets.items():
-            if task not in TASK_SETS:
-                raise ValueError(f"sets has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
             if not names:
                 raise ValueError(f"sets.{task} is empty; name at least one eval set, or leave the task out")
             dup = sorted({n for n in names if names.count(n) > 1})
@@ -173,17 +196,10 @@ class EvalConfig:
                 raise ValueError(f"sets.{task} names {dup} more than once")
         if len(set(self.stream_strategies)) != len(self.stream_strategies) or not self.stream_strategies:
             raise ValueError(f"stream_strategies {self.stream_strategies} must name each strategy once, at least one")
-        if "streaming" in self.tasks and REFERENCE_RATE not in self.stream_rates:
-            raise ValueError(f"stream_rates {self.stream_rates} must include the reference rate {REFERENCE_RATE:g} Hz: "
-                             "the reduction factor is read against uniform decoding at it")
         for task, n in self.task_size.items():
-            if task not in TASK_SETS:
-                raise ValueError(f"task_size has an unknown task {task!r}; known: {', '.join(TASK_SETS)}")
             if n < 0:  # the loader has already checked it is an int
                 raise ValueError(f"task_size.{task} is {n!r}; expected a whole number of items >= 0 (0: every item)")
-        unknown = [t for t in self.tasks if t not in TASK_SETS]
-        if unknown:
-            raise ValueError(f"tasks has unknown tasks {unknown}; known: {', '.join(TASK_SETS)}")
+        run_feature_checks("eval", self)
 
 
 @dataclass
@@ -206,7 +222,7 @@ class LaunchConfig:
 
 @dataclass
 class TrackingConfig:
-    """Where a run's scalars go besides metrics.jsonl and evals.jsonl (bench/trackers.py); none of it
+    """Where a run's scalars go besides metrics.jsonl and evals.jsonl (bench/run/trackers.py); none of it
     changes what is computed."""
 
     trackers: list[Literal["tensorboard", "csv", "wandb"]] = field(default_factory=lambda: ["tensorboard"], metadata={
@@ -217,9 +233,7 @@ class TrackingConfig:
         "help": "offline: files under the run folder, `wandb sync` them later"})
 
     def check(self) -> None:
-        missing = missing_packages(self.trackers)
-        if missing:
-            raise ValueError("; ".join(missing))
+        run_feature_checks("tracking", self)
 
 
 @dataclass
@@ -343,35 +357,64 @@ def load_run_config(path: str | Path | list[str | Path] | None, overrides: list[
     return from_dict(RunConfig, data, prov)
 
 
-def config_from_argv(argv: list[str] | None, doc: str) -> RunConfig | int:
-    """`FILE [section.key=value ...] [--results DIR]` -> the run config, or an exit code (help shown, or an
-    error printed). --results DIR is the results store: the run goes to DIR/runs/<run_id> (output_dir)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    for i, arg in enumerate(argv):
-        if arg == "--results" or arg.startswith("--results="):
-            value = arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
-            if not value:
-                print("error: --results needs a folder, e.g. --results /scratch/me/results", file=sys.stderr)
-                return 2
-            del argv[i:i + (1 if "=" in arg else 2)]
-            argv.append(f"output_dir={Path(value) / 'runs'}")
-            break
-    if not argv or argv[0] in ("-h", "--help"):
-        print(doc.strip())
-        if not argv:
-            print("error: name a config file, e.g. experiments/base/tiny.yaml", file=sys.stderr)
-        return 0 if argv else 2
+def keys_help(cls: type = RunConfig, prefix: str = "") -> list[str]:
+    """One line per config key: `section.key = default  what it does` (from the dataclasses' own fields)."""
+    hints = typing.get_type_hints(cls)
+    lines = []
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(hints[f.name]):
+            lines += keys_help(hints[f.name], key + ".")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        what = f.metadata.get("help", "")
+        lines.append(f"  {key} = {json.dumps(default, default=str)}" + (f"  # {what}" if what else ""))
+    return lines
+
+
+def config_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The argument style of every command that takes a run config: CONFIG [section.key=value ...] [--results DIR].
+    Its --help ends with every config key, its default and what it does."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.strip(), formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="config keys (section.key=value on the command line):\n" + "\n".join(keys_help()))
+    p.add_argument("config", nargs="?", help="a run config: a path, or one under experiments/ (base/tiny.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides, applied last")
+    p.add_argument("--results", type=Path, metavar="DIR",
+                   help="the results store: the run goes to DIR/runs/<run_id> (default: results/)")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run config a config_parser's arguments name (raises ConfigError)."""
+    results = [f"output_dir={args.results / 'runs'}"] if args.results else []
+    return load_run_config(args.config, [*args.overrides, *results])
+
+
+def parse_config_command(prog: str, doc: str, argv: list[str] | None,
+                         flags: dict[str, str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
+    """A command's run config and arguments (flags: the command's own --name: help switches); a config error
+    ends the command in one line (exit 2)."""
+    p = config_parser(prog, doc)
+    for name, what in (flags or {}).items():
+        p.add_argument(f"--{name}", action="store_true", help=what)
+    args = p.parse_intermixed_args(argv)  # overrides may come before or after the options
+    if not args.config:
+        p.error("name a config file, e.g. experiments/base/tiny.yaml (overrides section.key=value are optional)")
     try:
-        return load_run_config(argv[0], argv[1:])
+        return config_from_args(args), args
     except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        p.exit(2, f"error: {e}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = config_from_argv(argv, __doc__)
-    if isinstance(cfg, int):
-        return cfg
+    # lazy: as a command, the config is checked by every feature's registered checks, which register on
+    # import; as a library this module imports no feature (the modules that run configs import them)
+    import bench.eval.tasks  # noqa: F401
+
+    # lazy: the trackers' check of tracking.trackers, likewise
+    import bench.run.trackers  # noqa: F401
+
+    cfg, _ = parse_config_command("python -m bench.config", __doc__, argv)
     print(cfg.to_yaml(), end="")
     print(f"# run_id: {cfg.run_id}")
     return 0

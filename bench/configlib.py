@@ -56,6 +56,39 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_MISMATCH = object()  # a scalar coercer's answer for a value of the wrong type
+
+
+def _to_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _MISMATCH
+
+
+def _to_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)  # 1e6 written in YAML arrives as a float
+    return _MISMATCH
+
+
+def _to_float(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):  # PyYAML reads "1e-3" as a string (YAML 1.1)
+        try:
+            return float(value)
+        except ValueError:
+            return _MISMATCH
+    return _MISMATCH
+
+
+def _to_str(value: Any) -> Any:
+    return value if isinstance(value, str) else _MISMATCH
+
+
+_SCALARS: dict[type, Any] = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
 def _coerce(value: Any, tp: Any, key: str, prov: Provenance) -> Any:
     """Check ``value`` against the annotation ``tp``; return the (possibly converted) value."""
     origin = get_origin(tp)
@@ -96,29 +129,11 @@ def _coerce(value: Any, tp: Any, key: str, prov: Provenance) -> Any:
             raise bad
         kt, vt = get_args(tp) or (str, Any)
         return {_coerce(k, kt, key, prov): _coerce(v, vt, f"{key}.{k}", prov) for k, v in value.items()}
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-            return int(value)  # 1e6 written in YAML arrives as a float
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "1e-3" as a string (YAML 1.1)
-            try:
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
+    if tp in _SCALARS:
+        out = _SCALARS[tp](value)
+        if out is _MISMATCH:
+            raise bad
+        return out
     raise TypeError(f"unsupported config annotation {tp!r} at {key}")
 
 

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 
 from bench.buildlocks import clear_stale_locks
 
@@ -129,3 +130,32 @@ def teardown() -> None:
         else:
             os.environ[key] = value
     _saved_env.clear()
+
+
+# ---------------------------------------------------------------- collectives every stage uses
+def world_size() -> int:
+    """Processes in the run's process group (1 when there is none)."""
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def barrier() -> None:
+    """Wait for every process (a no-op alone)."""
+    if world_size() > 1:
+        dist.barrier()
+
+
+def sum_across(values: list, device: torch.device) -> list[float]:
+    """Each value summed over the processes, in one all-reduce, brought to the host."""
+    packed = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device) for v in values])
+    if world_size() > 1:
+        dist.all_reduce(packed)
+    return packed.tolist()
+
+
+def any_across(flag: bool, device: torch.device) -> bool:
+    """Whether the flag is set on any process (so that every process takes the same branch)."""
+    if world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -5,15 +5,15 @@
         metrics.jsonl   one line per logged optimizer step (loss, lr, grad norm, samples/s, samples_seen)
         evals.jsonl     one line per (samples_seen, task, metric): value and chance level
         log.txt         the run's log lines, with wall-clock times
-        heartbeat.json  what a running run is doing, rewritten as it moves (bench/liveness.py)
-        scalars.csv     tracking.trackers csv: samples_seen, tag, value, wall_time (bench/trackers.py)
+        heartbeat.json  what a running run is doing, rewritten as it moves (bench/run/liveness.py)
+        scalars.csv     tracking.trackers csv: samples_seen, tag, value, wall_time (bench/run/trackers.py)
         wandb/          tracking.trackers wandb: the W&B run's files (offline: `wandb sync` them)
         predictions/    per evaluation, each task's per-item outputs on each eval set (captions, choices),
                         and the hits of its hit-rate metrics (<task>__<set>.outcomes.jsonl)
-        checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/checkpoint.py owns the inside)
-        ondemand/       bench.eval's records (<tag>.jsonl, or <tag>.<name>.jsonl with --name) and per-item
+        checkpoints/    DeepSpeed checkpoints and their LATEST pointer (bench/run/checkpoint.py owns the inside)
+        ondemand/       bench.tools.evaluate's records (<tag>.jsonl, or <tag>.<name>.jsonl with --name) and per-item
                         outputs (<tag>[.<name>].predictions/)
-    results/sweeps/<name>.json      a sweep's runs, conditions and job ids (bench/sweep.py)
+    results/sweeps/<name>.json      a sweep's runs, conditions and job ids (bench/sweep/plan.py)
     results/tensorboard/<name>/<run_id>/   TensorBoard event files, one folder per run named by its sweep,
                     condition and seed, so `tensorboard --logdir results/tensorboard` compares a sweep's runs
 
@@ -155,6 +155,10 @@ class RunDir:
         return self.path / "heartbeat.json"
 
     @property
+    def lease(self) -> Path:
+        return self.path / "lease.json"  # bench/run/lease.py: who writes the run
+
+    @property
     def scalars(self) -> Path:
         return self.path / "scalars.csv"
 
@@ -177,8 +181,8 @@ class RunDir:
         return self.path / PREDICTIONS / f"{samples_seen:012d}"
 
     def ondemand(self, tag: str, name: str | None = None) -> tuple[Path, Path]:
-        """(records file, per-item outputs folder) of bench.eval on checkpoint `tag`; `name` keeps evaluations
-        of one checkpoint with different settings apart (bench.eval --name)."""
+        """(records file, per-item outputs folder) of bench.tools.evaluate on checkpoint `tag`; `name` keeps evaluations
+        of one checkpoint with different settings apart (bench.tools.evaluate --name)."""
         stem = f"{tag}.{name}" if name else tag
         return self.path / ONDEMAND / f"{stem}.jsonl", self.path / ONDEMAND / f"{stem}.predictions"
 

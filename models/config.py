@@ -58,7 +58,7 @@ class XEncoderConfig:
 class TextPretrainingConfig:
     """A one-off causal-LM pretraining of a random LM backbone on the training data's own text (captions,
     queries, answers; no video), before any run: what Llama-3's pretraining is to the paper's twins, at the
-    tiny scale. Done once per machine and cached (bench/textlm.py), keyed by the LM's architecture, its
+    tiny scale. Done once per machine and cached (bench/run/textlm.py), keyed by the LM's architecture, its
     tokenizer, the data's text and this recipe; every run that names the same recipe starts from the same
     weights. samples 0 keeps the random initialisation."""
 

@@ -48,9 +48,9 @@ def _no_leaked_rank():
 
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory):
-    """The tests' tiny world on disk (python -m bench.export_world): its whole val split for every task, a
+    """The tests' tiny world on disk (python -m bench.tools.export_world): its whole val split for every task, a
     training manifest of 64 clips (5 reference captions each), and a dataset registry naming them."""
-    from bench.export_world import main
+    from bench.tools.export_world import main
 
     out = tmp_path_factory.mktemp("export")
     data = [o for o in tiny_overrides() if o.startswith("data.")]

@@ -321,8 +321,8 @@ def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):
 def test_committed_records_are_what_their_sweeps_compute_today_from_one_clean_commit():
     """Every committed sweep's run_ids are the ones its sweep file (with its recorded overrides) computes
     from today's configs, and all its runs ran at one commit with a clean tree."""
-    from bench.sweep import expand
-    from bench.sweepconfig import load_sweep_config
+    from bench.sweep.config import load_sweep_config
+    from bench.sweep.plan import expand
 
     for f in sorted((EXAMPLE / "sweeps").glob("*.json")):
         rec = json.loads(f.read_text())

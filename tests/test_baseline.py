@@ -6,14 +6,14 @@ from dataclasses import replace
 
 import torch
 
-from bench.build import build_model
 from bench.config import load_run_config, run_id
 from bench.data.shapes import TrainSamples
-from bench.evalsets.registry import load_sets
+from bench.eval.sets.resolve import load_sets
+from bench.eval.tasks import evaluate
+from bench.eval.tasks.common import EvalContext
 from bench.results import EVALS, read_jsonl
-from bench.tasks import evaluate
-from bench.tasks.common import EvalContext
-from bench.train import run
+from bench.run.build import build_model
+from bench.run.train import run
 from models import registry
 from models.protocol import Model
 from tests.conftest import tiny_overrides
@@ -92,7 +92,7 @@ class MeanPoolRegressor(torch.nn.Module):
 def test_a_baseline_from_the_protocol_alone_trains_and_runs_every_task(tmp_path):
     """Nothing beyond models/protocol.py's required members: training, every task (captioning through its
     own generate(); the tasks that need an optional member skip it)."""
-    from bench.tasks import TASKS
+    from bench.eval.tasks import TASKS
 
     if "test_mean_pool" not in registry.names():
         registry.register("test_mean_pool")(MeanPoolRegressor)

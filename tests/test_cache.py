@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench.build import build_model
 from bench.cache import CachedSamples, x_features, y_targets
 from bench.config import load_run_config
 from bench.data.loader import SharedLoader, collate
 from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
+from bench.run.build import build_model
 from tests.conftest import tiny_overrides
 
 
@@ -46,9 +46,9 @@ def test_caches_match_on_the_fly_encoding_and_are_built_once(tmp_path):
 
 
 def test_a_frozen_y_encoder_reads_the_hard_negatives_from_the_cache_with_the_same_scores():
-    from bench.evalsets.registry import load_sets
-    from bench.tasks import evaluate
-    from bench.tasks.common import EvalContext
+    from bench.eval.sets.resolve import load_sets
+    from bench.eval.tasks import evaluate
+    from bench.eval.tasks.common import EvalContext
 
     cfg = load_run_config("base/tiny.yaml", tiny_overrides("model.y_encoder.lr_multiplier=0", "eval.size=40",
                                                            "eval.tasks=[hardneg]"))

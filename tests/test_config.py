@@ -162,7 +162,7 @@ def test_an_empty_config_file_is_an_error(tmp_path):
 def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
     import subprocess
 
-    from bench.provenance import git_commit
+    from bench.run.provenance import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -179,10 +179,29 @@ def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
     assert git_commit(tmp_path).endswith("-dirty")
 
 
-def test_run_command_takes_a_results_store():
-    from bench.config import config_from_argv
+def test_run_command_takes_a_results_store(capsys):
+    from bench.config import parse_config_command
 
-    cfg = config_from_argv(["base/tiny.yaml", "--results", "/scratch/me/results", "train.lr=3e-4"], "doc")
+    cfg, _ = parse_config_command("prog", "doc", ["base/tiny.yaml", "--results", "/scratch/me/results", "train.lr=3e-4"])
     assert cfg.output_dir == "/scratch/me/results/runs" and cfg.train.lr == 3e-4
-    assert config_from_argv(["base/tiny.yaml", "--results=/x"], "doc").output_dir == "/x/runs"
-    assert config_from_argv(["base/tiny.yaml", "--results"], "doc") == 2
+    assert parse_config_command("prog", "doc", ["base/tiny.yaml", "--results=/x"])[0].output_dir == "/x/runs"
+    with pytest.raises(SystemExit) as stop:
+        parse_config_command("prog", "doc", ["base/tiny.yaml", "--results"])
+    assert stop.value.code == 2
+
+
+def test_config_commands_list_every_key_and_end_a_bad_value_in_one_line(capsys):
+    """--help lists each config key with its default and its help; a wrong value is one line, not a traceback."""
+    from bench.config import parse_config_command
+
+    with pytest.raises(SystemExit) as stop:
+        parse_config_command("python -m bench.train", "One run.", ["--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0
+    for line in ("  train.lr = ", "  eval.tasks = [\"classification\", \"retrieval\", \"vqa\"]",
+                 "  model.lm.backbone.pretrained = ", "  data.shapes.frames = ", "# sample counts to evaluate at"):
+        assert line in out, line
+    with pytest.raises(SystemExit) as stop:
+        parse_config_command("python -m bench.train", "One run.", ["base/tiny.yaml", "train.lr=fast"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "'train.lr'" in err

@@ -12,9 +12,9 @@ import yaml
 
 from bench.config import load_run_config
 from bench.data.video import read_clip, read_frames, resize_crop, uniform_indices, write_image, write_video
-from bench.evalsets.disk import DatasetError, disk_set, limit
-from bench.evalsets.registry import EvalSetError, load_registry, load_sets, validate
-from bench.evalsets.sets import ChoiceSet, ClassificationSet, RetrievalSet
+from bench.eval.sets.disk import DatasetError, disk_set, limit
+from bench.eval.sets.kinds import ChoiceSet, ClassificationSet, RetrievalSet
+from bench.eval.sets.resolve import EvalSetError, load_registry, load_sets, validate
 from tests.conftest import tiny_overrides
 
 TASKS = ["captioning", "classification", "hardneg", "retrieval", "streaming", "vqa", "world"]
@@ -109,7 +109,7 @@ def test_registry_names_and_validation_errors(tmp_path, monkeypatch):
 
 
 def test_a_paper_sweep_with_a_missing_dataset_fails_at_dry_run(tmp_path, monkeypatch, capsys):
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     monkeypatch.setenv("VLJEPA_DATA_ROOT", str(tmp_path / "nowhere"))
     assert main(["paper/jepa_vs_vlm.yaml", "--dry-run"]) == 2
@@ -140,8 +140,8 @@ def test_export_writes_every_format_and_a_registry(exported, monkeypatch):
 
 @pytest.mark.slow
 def test_a_run_evaluated_from_the_world_and_from_exported_files_gets_equal_metrics(exported, tmp_path, monkeypatch):
-    from bench.eval import main as eval_main
-    from bench.train import run
+    from bench.run.train import run
+    from bench.tools.evaluate import main as eval_main
 
     monkeypatch.setenv("VLJEPA_DATASETS", str(exported / "datasets.yaml"))
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
@@ -171,7 +171,7 @@ def test_a_run_evaluated_from_the_world_and_from_exported_files_gets_equal_metri
 @pytest.mark.slow
 def test_a_sweep_trains_on_exported_files_and_evaluates_every_task_from_them(exported, tmp_path, monkeypatch):
     from bench.results import read_jsonl
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     monkeypatch.setenv("VLJEPA_DATASETS", str(exported / "datasets.yaml"))
     sweep = tmp_path / "files.yaml"

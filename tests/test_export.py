@@ -1,4 +1,4 @@
-"""Portable checkpoints: export (any ZeRO stage) -> safetensors folder -> bench.eval and Python give the run's
+"""Portable checkpoints: export (any ZeRO stage) -> safetensors folder -> bench.tools.evaluate and Python give the run's
 own metrics, with nothing outside the folder read."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import shutil
 import pytest
 import torch
 
-from bench.checkpoint import read_latest
 from bench.config import run_id
-from bench.eval import main as eval_main
-from bench.export import main as export_main
 from bench.results import RunDir, read_jsonl
+from bench.run.checkpoint import read_latest
+from bench.tools.evaluate import main as eval_main
+from bench.tools.export import main as export_main
 from tests.tinyrun import cfg_for, run_in_process
 
 
@@ -36,8 +36,8 @@ def test_export_then_eval_gives_the_runs_own_metrics(tmp_path, zero, capsys):
 
 
 def test_eval_reads_a_zero3_checkpoint_and_python_loads_an_export(tmp_path, capsys):
-    from bench.eval import load_checkpointed_model
-    from bench.export import load_export
+    from bench.tools.evaluate import load_checkpointed_model
+    from bench.tools.export import load_export
 
     cfg = cfg_for(tmp_path / "runs", "train.zero_stage=3", "train.budget.samples=64", "eval.grid=[64]",
                   "eval.tasks=[classification]")

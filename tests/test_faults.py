@@ -18,7 +18,7 @@ import torch
 
 from bench.config import run_id
 from bench.results import EVALS, METRICS, RUN_RECORD, read_json, read_jsonl
-from bench.train import run
+from bench.run.train import run
 from tests.conftest import tiny_overrides
 from tests.tinyrun import cfg_for, cli, final_records, run_in_process
 
@@ -110,14 +110,14 @@ def test_a_run_starts_despite_a_killed_builders_lock(tmp_path):
     cfg = ["experiments/base/tiny.yaml", *tiny_overrides(f"output_dir={tmp_path / 'runs'}", "train.budget.samples=64",
                                                          "train.global_batch=32", "train.micro_batch=32",
                                                          "eval.grid=[]", "eval.tasks=[]")]
-    out = subprocess.run([sys.executable, "-m", "bench.train", *cfg], env=env, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "bench.run.train", *cfg], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "removed a stale build lock" in out.stderr and not any(lock.exists() for lock in locks)
 
 
 def _fake_checkpoint(root: Path, tag: str, samples: int) -> None:
-    from bench.checkpoint import client_file, write_manifest
+    from bench.run.checkpoint import client_file, write_manifest
 
     folder = root / tag
     folder.mkdir(parents=True)
@@ -129,8 +129,8 @@ def _fake_checkpoint(root: Path, tag: str, samples: int) -> None:
 @pytest.mark.parametrize("damage", ["truncated model states", "deleted model states", "garbage client file",
                                     "cut-off LATEST.json"])
 def test_a_damaged_checkpoint_is_named_and_passed_over(tmp_path, damage):
-    from bench.checkpoint import LATEST, Checkpoints
     from bench.results import write_json
+    from bench.run.checkpoint import LATEST, Checkpoints
 
     _fake_checkpoint(tmp_path, "s0_000000000064", 64)
     _fake_checkpoint(tmp_path, "s0_000000000128", 128)
@@ -221,6 +221,32 @@ def test_killed_in_every_phase_the_run_still_ends_as_an_uninterrupted_one(tmp_pa
     assert read_json(d / RUN_RECORD)["status"] == "done"
 
 
+@pytest.mark.slow
+def test_killed_at_random_instants_the_run_ends_as_an_uninterrupted_one(tmp_path):
+    """A seeded property test: kill -9 the run at K random instants (start-up included), resuming each time;
+    its evaluation records and every metrics row (but their wall-clock fields) equal an uninterrupted run's.
+    log_every=3 with a checkpoint every 2 steps: resumes fall inside logging windows."""
+    common = ["train.budget.samples=960", "train.checkpoint_every=64", "train.log_every=3", "eval.grid=[0, 480, 960]"]
+    ref = cli(tmp_path / "ref", *common)
+    assert ref.returncode == 0, ref.stdout + ref.stderr
+    seed = int(os.environ.get("VLJEPA_KILL_SEED", "20261203"))
+    rng = random.Random(seed)
+    for _ in range(4):
+        proc = cli(tmp_path / "killed", *common, wait=False)
+        time.sleep(rng.uniform(2.0, 25.0))
+        if proc.poll() is not None:
+            break  # finished before this instant
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finished = cli(tmp_path / "killed", *common)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    e_ref, m_ref, _ = final_records(tmp_path / "ref", common)
+    e_res, m_res, d = final_records(tmp_path / "killed", common)
+    assert e_ref == e_res, f"seed {seed}"
+    assert m_ref == m_res, f"seed {seed}: metrics.jsonl differs from the uninterrupted run's"
+    assert read_json(d / RUN_RECORD)["status"] == "done"
+
+
 def test_a_run_killed_before_its_first_checkpoint_starts_over_without_duplicate_records(tmp_path):
     """Found by the fault-injection test: evaluated at 0 samples, then killed before any checkpoint, a run
     kept its old records and wrote them again on restart."""
@@ -244,7 +270,7 @@ def test_a_full_disk_while_checkpointing_fails_naming_it_and_loses_nothing(tmp_p
     with the records of a run that never failed."""
     import errno
 
-    import bench.checkpoint
+    import bench.run.checkpoint
 
     ref = cfg_for(tmp_path / "ref")
     run_in_process(ref)
@@ -257,12 +283,12 @@ def test_a_full_disk_while_checkpointing_fails_naming_it_and_loses_nothing(tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_save(obj, f, *args, **kwargs)
 
-    monkeypatch.setattr(bench.checkpoint.torch, "save", save)
+    monkeypatch.setattr(bench.run.checkpoint.torch, "save", save)
     with pytest.raises(OSError, match=r"checkpoint s0_000000000128 could not be written under .*checkpoints "
                                       r"\(No space left on device; .* GiB free there\); the newest intact checkpoint "
                                       r"is s0_000000000064"):
         run_in_process(cfg)
-    monkeypatch.setattr(bench.checkpoint.torch, "save", real_save)
+    monkeypatch.setattr(bench.run.checkpoint.torch, "save", real_save)
     d = tmp_path / "full" / run_id(cfg)
     record = read_json(d / RUN_RECORD)
     assert record["status"] == "failed" and "No space left on device" in record["error"]

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.build import build_model
 from bench.cache import fit_feature_norm, world_features
-from bench.checkpoint import read_latest
 from bench.config import load_run_config, run_id
 from bench.data.loader import collate
 from bench.data.shapes import ShapesWorld, TrainSamples
-from bench.eval import load_checkpointed_model
 from bench.results import RunDir
+from bench.run.build import build_model
+from bench.run.checkpoint import read_latest
+from bench.tools.evaluate import load_checkpointed_model
 from tests.conftest import tiny_overrides
 from tests.tinyrun import cfg_for, run_in_process
 
@@ -72,6 +72,6 @@ def test_a_run_records_its_standardization_and_its_checkpoint_evaluates_with_it(
     # statistics that are not the run's are refused, not used
     state = {k: (v + 1 if k.endswith("feature_mean") else v) for k, v in model.state_dict().items()}
     torch.save(state, tmp_path / "tampered.pt")
-    monkeypatch.setattr("bench.eval.model_state", lambda _: torch.load(tmp_path / "tampered.pt", weights_only=True))
+    monkeypatch.setattr("bench.tools.evaluate.model_state", lambda _: torch.load(tmp_path / "tampered.pt", weights_only=True))
     with pytest.raises(ValueError, match="feature standardization"):
         load_checkpointed_model(run, ckpt)

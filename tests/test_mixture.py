@@ -99,7 +99,7 @@ def test_an_unreadable_file_is_replaced_and_counted_or_fails_naming_it(two_manif
         fail[k]
 
     from bench.config import load_run_config
-    from bench.train import run
+    from bench.run.train import run
     from tests.conftest import tiny_overrides
 
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
@@ -115,8 +115,8 @@ def test_an_unreadable_file_is_replaced_and_counted_or_fails_naming_it(two_manif
 
 
 def test_the_paper_recipe_validates_when_its_datasets_are_there(exported, tmp_path, monkeypatch, capsys):
-    from bench.data.registry import DEFAULT_REGISTRY
-    from bench.sweep import main
+    from bench.data.datasets import DEFAULT_REGISTRY
+    from bench.sweep.plan import main
 
     paper = yaml.safe_load(DEFAULT_REGISTRY.read_text())["datasets"]
     train_names = {"datacomp", "yfcc100m", "video_captions", "plm_vqa", "plm_captioning", "plm_classification",
@@ -165,7 +165,7 @@ def test_a_two_stage_mixture_run_killed_and_resumed_sees_exactly_the_same_sample
 
 
 def test_a_sweep_accepts_prepared_shards_read_at_their_shape(two_manifests, exported, tmp_path, monkeypatch):
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     manifest, _ = two_manifests
     write_shards(manifest, tmp_path / "prepared", per_shard=200, frames=8, size=64)
@@ -181,7 +181,7 @@ def test_a_sweep_accepts_prepared_shards_read_at_their_shape(two_manifests, expo
 
 def test_many_unreadable_files_are_all_counted_and_the_rest_said_once(two_manifests, tmp_path):
     from bench.config import load_run_config
-    from bench.train import run
+    from bench.run.train import run
     from tests.conftest import tiny_overrides
 
     manifest, _ = two_manifests
@@ -228,7 +228,7 @@ def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests,
     """A run refuses bad training data before a model is built or a folder written, naming the key, the
     dataset and what is wrong (a sweep, through the same check, submits nothing)."""
     from bench.config import load_run_config
-    from bench.train import run
+    from bench.run.train import run
 
     out = tmp_path / "runs"
     base, *overrides = _manifest_run(_bad_manifest(two_manifests, tmp_path, problem), out)
@@ -244,7 +244,7 @@ def test_bad_training_data_fails_in_validation_and_leaves_nothing(two_manifests,
 def test_bad_training_data_is_one_line_from_the_command(two_manifests, tmp_path):
     out = tmp_path / "runs"
     argv = _manifest_run(_bad_manifest(two_manifests, tmp_path, "corrupt video"), out)
-    done = subprocess.run([sys.executable, "-m", "bench.train", *argv], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "bench.run.train", *argv], capture_output=True, text=True, timeout=300)
     said = [line for line in done.stderr.splitlines() if "WARNING" not in line and line.strip()]
     assert done.returncode == 2 and len(said) == 1 and said[0].startswith("error: ") and "broken.mp4" in said[0], said
     assert not out.exists()

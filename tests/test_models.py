@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from bench.build import build_model
 from bench.config import load_run_config
 from bench.data.loader import SharedLoader
 from bench.data.shapes import TrainSamples
-from bench.resolve import resolve_model_config
+from bench.run.build import build_model
+from bench.run.resolve import resolve_model_config
 from models import registry
 from models.decoder import YDecoder
 from models.encoders import XEncoder

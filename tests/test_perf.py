@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench import perf
-from bench.flops import attention_flop_formulas
+from bench.run.flops import attention_flop_formulas
+from bench.tools import perf
 
 
 def _flops(fn) -> int:
@@ -49,12 +49,12 @@ def test_benchmark_runs_and_writes_its_report(tmp_path):
 
 @pytest.mark.parametrize("name,encode_targets", [("vljepa", "micro_batch"), ("vlm", "micro_batch"), ("vljepa", "step")])
 def test_perf_times_the_step_a_run_takes(tmp_path, name, encode_targets):
-    """bench.perf and bench.train share bench.step.optimizer_step: the same seed gives the same loss at
+    """bench.tools.perf and bench.run.train share bench.run.step.optimizer_step: the same seed gives the same loss at
     every step (with gradient accumulation, so the step's reduction over micro-batches is covered, and
     the step's targets encoded in one call as the run's config asks)."""
     from bench.config import load_run_config, run_id
     from bench.results import METRICS, read_jsonl
-    from bench.train import run
+    from bench.run.train import run
     from tests.conftest import tiny_overrides
 
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.probe import probe
+from bench.tools.probe import probe
 
 
 def test_probe_finds_an_encoded_attribute_and_not_a_random_one():

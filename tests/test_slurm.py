@@ -14,8 +14,8 @@ import pytest
 
 from bench.config import REPO_ROOT
 from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl
-from bench.sweep import main
-from bench.sweepconfig import load_sweep_config
+from bench.sweep.config import load_sweep_config
+from bench.sweep.plan import main
 from tests.conftest import tiny_sweep
 
 REQUIRE_SLURM = os.environ.get("VLJEPA_REQUIRE_SLURM") == "1"
@@ -41,7 +41,7 @@ def _env() -> dict[str, str]:
 
 
 def _sweep_cli(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.sweep", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bench.sweep.plan", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
 
@@ -89,7 +89,7 @@ def test_slurm_forced_requeue_resumes_with_identical_metrics(tmp_path, slurm):
     ref = _sweep_cli(str(tiny_sweep(ref_dir, budget, losses=("sigreg",))), "--executor", "inline", *common)
     assert ref.returncode == 0, ref.stdout + ref.stderr
     f = tiny_sweep(req_dir, budget, losses=("sigreg",))
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(f), "--executor", "slurm", *common],
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.plan", str(f), "--executor", "slurm", *common],
                             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
@@ -176,9 +176,9 @@ def test_slurm_two_node_run_matches_one_node_and_resumes_after_requeue(tmp_path,
 def test_a_cancelled_job_shows_as_cancelled_and_is_submitted_again(tmp_path, capsys):
     """A run whose Slurm job was cancelled (sacct says so; squeue no longer lists it) is 'cancelled', not new
     or running, even with a heartbeat still fresh; launching the sweep again resumes it."""
-    from bench.liveness import Heartbeat
     from bench.results import RunDir, write_json
-    from bench.sweep import expand, sweep_record_path
+    from bench.run.liveness import Heartbeat
+    from bench.sweep.plan import expand, sweep_record_path
 
     f = tiny_sweep(tmp_path, losses=("infonce",))
     sweep, path = load_sweep_config(f)
@@ -230,7 +230,7 @@ def test_slurm_cancelled_run_is_reported_as_cancelled(tmp_path, slurm):
 @pytest.mark.slurm
 def test_slurm_states_list_each_array_element(slurm, tmp_path):
     """Pending array elements are reported one by one (squeue alone prints them as one range, 12_[1-2])."""
-    from bench.sweepstatus import slurm_states
+    from bench.sweep.status import slurm_states
 
     out = subprocess.run(["sbatch", "--parsable", "--array=0-2%1", "--time=2", f"--output={tmp_path}/%A_%a.out",
                           "--wrap", "sleep 60"], capture_output=True, text=True, check=True).stdout

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import speedups
 from bench.config import run_id
 from bench.results import METRICS, read_jsonl
+from bench.run import speedups
 from tests.test_models import batches, tiny
 from tests.tinyrun import cfg_for, run_in_process
 
@@ -57,7 +57,7 @@ def test_optimizer_implementations_take_the_same_step(impl):
     from dataclasses import replace
 
     from bench.config import TrainConfig
-    from bench.engine import adamw
+    from bench.run.engine import adamw
 
     def step(optimizer_impl: str) -> dict[str, torch.Tensor]:
         cfg, model = tiny("vljepa")

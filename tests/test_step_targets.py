@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import dist as distenv
-from bench import perf
 from bench.config import load_run_config
+from bench.run import dist as distenv
+from bench.tools import perf
 from tests.conftest import tiny_overrides
 
 # the tiny test Y-encoder without dropout: both ways then compute the same gradients, up to rounding
@@ -61,7 +61,7 @@ def test_step_encoding_refuses_what_it_cannot_do(capsys):
     """nonfinite=skip cannot skip one micro-batch of a Y-encoder backpropagated once per step, ZeRO-3 would
     keep the last step's Y-encoder gradient (it overwrites only at a step's first backward), and a model
     without a target encoder (the VLM) is refused by the sweep before anything is submitted."""
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     with pytest.raises(ValueError, match="nonfinite=skip"):
         load_run_config("base/tiny.yaml", tiny_overrides("train.encode_targets=step", "train.nonfinite=skip"))
@@ -87,7 +87,7 @@ def test_two_process_zero2_step_encoding_logs_the_losses_of_micro_batch_encoding
     for mode in ("micro_batch", "step"):
         out = tmp_path / mode
         args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
-                "-m", "bench.train", "base/tiny.yaml",
+                "-m", "bench.run.train", "base/tiny.yaml",
                 *tiny_overrides(NO_DROPOUT_Y, f"output_dir={out}", "train.global_batch=32", "train.micro_batch=4",
                                 "train.zero_stage=2", "train.budget.samples=128", "train.log_every=1",
                                 "eval.grid=[]", "eval.tasks=[]", f"train.encode_targets={mode}")]

@@ -11,8 +11,8 @@ import pytest
 
 from bench.config import EXPERIMENTS, REPO_ROOT
 from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl
-from bench.sweep import SweepError, check_parity, expand, grid_points, main
-from bench.sweepconfig import load_sweep_config
+from bench.sweep.config import load_sweep_config
+from bench.sweep.plan import SweepError, check_parity, expand, grid_points, main
 from tests.conftest import sweep_file, tiny_sweep
 
 
@@ -69,7 +69,7 @@ def test_a_zip_groups_labels_name_its_conditions_without_changing_a_run(tmp_path
     with pytest.raises(ValueError, match="one length"):
         load_sweep_config(bad)[0].check()
     # the report names the settings by the labels; a sweep without labels keeps its keys
-    from bench.sweep import write_sweep_record
+    from bench.sweep.plan import write_sweep_record
     write_sweep_record(named, path, after, {})
     rec = json.loads((tmp_path / "results" / "sweeps" / "z.json").read_text())
     assert rec["swept"] == named.swept() and {r["label"] for r in rec["runs"]} == {r.label for r in after}
@@ -126,7 +126,7 @@ def test_sweep_path_resolves_under_experiments(capsys):
 
 @pytest.mark.slow
 def test_local_sweep_completes_then_relaunch_submits_nothing(tmp_path, capsys):
-    from bench.launch import usable_cpus
+    from bench.sweep.launch import usable_cpus
 
     f = tiny_sweep(tmp_path)
     assert main([str(f), "--executor", "local", "--max-parallel", "2"]) == 0
@@ -150,13 +150,13 @@ def test_local_sweep_completes_then_relaunch_submits_nothing(tmp_path, capsys):
 @pytest.mark.parametrize("sweep", sorted(str(p.relative_to(EXPERIMENTS)) for d in ("comparison", "ablations")
                                          for p in (EXPERIMENTS / d).glob("*.yaml")))
 def test_every_shipped_tiny_sweep_validates(sweep, capsys):
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     assert main([sweep, "--dry-run"]) == 0, capsys.readouterr().err
 
 
 def test_dry_run_shows_parity_and_rejects_an_unregistered_model(capsys):
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     assert main(["comparison/jepa_vs_vlm.yaml", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -168,7 +168,7 @@ def test_dry_run_shows_parity_and_rejects_an_unregistered_model(capsys):
 
 
 def test_a_misspelt_override_is_reported_once_and_results_go_where_asked(tmp_path, capsys):
-    from bench.sweep import main
+    from bench.sweep.plan import main
 
     assert main(["ablations/loss.yaml", "train.lrr=1", "--dry-run"]) == 2
     err = capsys.readouterr().err
@@ -176,8 +176,8 @@ def test_a_misspelt_override_is_reported_once_and_results_go_where_asked(tmp_pat
     assert main(["comparison/selective.yaml", "--results", str(tmp_path / "store"), "--dry-run"]) == 0
     from dataclasses import replace
 
-    from bench.sweep import expand
-    from bench.sweepconfig import load_sweep_config
+    from bench.sweep.config import load_sweep_config
+    from bench.sweep.plan import expand
 
     sweep, path = load_sweep_config("comparison/selective.yaml")
     runs = expand(replace(sweep, results=str(tmp_path / "store")), path)
@@ -189,9 +189,9 @@ def test_live_runs_are_shown_where_they_are_and_not_submitted_again(tmp_path, ca
     position and does not submit it again; a run whose heartbeat stopped long ago shows as stalled."""
     import json
 
-    from bench.liveness import Heartbeat
     from bench.results import RunDir, write_json
-    from bench.sweep import expand, sweep_record_path
+    from bench.run.liveness import Heartbeat
+    from bench.sweep.plan import expand, sweep_record_path
 
     f = tiny_sweep(tmp_path, losses=("infonce", "cosine", "l2"))
     sweep, path = load_sweep_config(f)
@@ -227,7 +227,7 @@ def test_a_run_that_stops_moving_says_so_in_its_log_and_heartbeat(tmp_path):
     import json
     import time
 
-    from bench.liveness import Heartbeat, Watchdog
+    from bench.run.liveness import Heartbeat, Watchdog
 
     said = []
     hb = Heartbeat(tmp_path / "heartbeat.json")
@@ -239,16 +239,18 @@ def test_a_run_that_stops_moving_says_so_in_its_log_and_heartbeat(tmp_path):
 
 
 def test_commands_without_arguments_say_what_they_need(capsys):
-    from bench.train import main as train_main
+    from bench.run.train import main as train_main
 
     with pytest.raises(SystemExit) as e:
         main([])
     assert e.value.code == 2 and "name a sweep file" in capsys.readouterr().err
-    assert train_main([]) == 2 and "error: name a config file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        train_main([])
+    assert e.value.code == 2 and "error: name a config file" in capsys.readouterr().err
 
 
 def test_pace_and_time_left_from_logged_rows():
-    from bench.sweepstatus import RunStatus, pace, summary
+    from bench.sweep.status import RunStatus, pace, summary
 
     rows = [{"samples_seen": 64 * i, "time": 1000.0 + 2 * i} for i in range(1, 6)]
     assert pace(rows) == 32.0  # 64 samples every 2 s
@@ -266,7 +268,7 @@ def test_pace_and_time_left_from_logged_rows():
 @pytest.mark.slow
 def test_status_of_a_running_local_sweep_shows_counts_and_time_left(tmp_path, capsys):
     f = tiny_sweep(tmp_path, budget=4800)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep", str(f), "--executor", "local"], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sweep.plan", str(f), "--executor", "local"], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     seen_running = None

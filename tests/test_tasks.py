@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from bench.build import build_model
 from bench.config import load_run_config
-from bench.curves import reduction_factor
 from bench.data.shapes import ShapesWorld, TrainSamples
-from bench.evalsets.registry import load_sets
+from bench.eval.curves import reduction_factor
+from bench.eval.sets.resolve import load_sets
+from bench.eval.tasks import TASKS, captionmetrics, evaluate
+from bench.eval.tasks.common import EvalContext, stage_queries
+from bench.eval.tasks.retrieval import ranks_from_chunks
+from bench.eval.tasks.streaming import chain_segments
 from bench.results import read_jsonl
-from bench.tasks import TASKS, captionmetrics, evaluate
-from bench.tasks.common import EvalContext, stage_queries
-from bench.tasks.retrieval import ranks_from_chunks
-from bench.tasks.streaming import chain_segments
+from bench.run.build import build_model
 from models.protocol import DecoderData
 from tests.conftest import tiny_overrides
 
@@ -81,7 +81,7 @@ def test_reduction_factor_interpolates():
 
 
 def test_curves_are_read_monotone_and_the_control_shows_saturation():
-    from bench.curves import mean_gap, monotone
+    from bench.eval.curves import mean_gap, monotone
 
     # uniform's CIDEr wobbles: at 0.5 Hz it scores above itself at 1 Hz by chance; read raw, the crossing
     # falls between swept rates and the reading follows the wobble; read monotone, the wobble is pooled
@@ -99,7 +99,7 @@ def test_curves_are_read_monotone_and_the_control_shows_saturation():
 
 
 def test_per_item_cider_averages_to_the_corpus_score():
-    from bench.tasks.captionmetrics import caption_scores, cider_items
+    from bench.eval.tasks.captionmetrics import caption_scores, cider_items
 
     refs = {"a": ["a red ball moves left", "the red ball goes left"], "b": ["a blue cube jumps", "blue cube jumping"],
             "c": ["a small green ball", "green ball small"]}
@@ -110,8 +110,8 @@ def test_per_item_cider_averages_to_the_corpus_score():
 
 
 def test_the_decoder_ceiling_is_scored_without_the_reference_it_decoded():
-    from bench.tasks.captioning import held_out, nearest_captions
-    from bench.tasks.captionmetrics import caption_scores
+    from bench.eval.tasks.captioning import held_out, nearest_captions
+    from bench.eval.tasks.captionmetrics import caption_scores
 
     refs = {"0": ["a red ball moves left", "the red ball goes left", "red ball heading left"],
             "1": ["a blue cube jumps", "the blue cube hops", "blue cube jumping up"]}
@@ -179,8 +179,8 @@ def test_classification_encodes_each_class_name_once(ctx):
 
 @pytest.mark.slow
 def test_eval_cli_on_a_finished_run(tmp_path, capsys):
-    from bench.eval import main
-    from bench.train import run
+    from bench.run.train import run
+    from bench.tools.evaluate import main
 
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
         f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=32", "train.budget.samples=64",
@@ -239,9 +239,9 @@ def test_kept_predictions_rebuild_the_recorded_metrics(ctx):
 
 
 def test_no_vision_priors_are_the_best_constant_answer_and_never_below_chance():
-    from bench.evalsets.sets import ChoiceSet
-    from bench.tasks.classification import prior_hits
-    from bench.tasks.vqa import prior_choices, summarise
+    from bench.eval.sets.kinds import ChoiceSet
+    from bench.eval.tasks.classification import prior_hits
+    from bench.eval.tasks.vqa import prior_choices, summarise
 
     # colour questions answered "red" 3 times of 4: the prior answers red everywhere (right 3 of 4);
     # a balanced yes/no kind scores chance (a leave-one-out count would score it 0)

@@ -7,13 +7,13 @@ import json
 import pytest
 import torch
 
-from bench import textlm
-from bench.build import build_model
 from bench.cache import cache_dir
 from bench.config import load_run_config
 from bench.configlib import ConfigError
-from bench.resolve import resolve_model_config
-from bench.sweep import check_parity, expand
+from bench.run import textlm
+from bench.run.build import build_model
+from bench.run.resolve import resolve_model_config
+from bench.sweep.plan import check_parity, expand
 from models.encoders import load_tokenizer
 from tests.conftest import tiny_overrides
 
@@ -71,7 +71,7 @@ def test_a_recipe_needs_a_random_lm_and_the_shapes_world():
 
 
 def test_a_sweep_holds_the_lm_equal_inside_a_comparison_group():
-    from bench.sweepconfig import load_sweep_config
+    from bench.sweep.config import load_sweep_config
     path = "experiments/comparison/jepa_vs_vlm.yaml"
     runs = expand(*load_sweep_config(path))
     assert not check_parity(runs, ["model.name", "model.lm.layers"], fingerprints=False)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.config import ConfigError, load_run_config, run_id
 from bench.results import EVALS, METRICS, RunDir, read_csv_rows, read_jsonl
-from bench.trackers import eval_tag
+from bench.run.trackers import eval_tag
 from tests.tinyrun import cfg_for, run_in_process
 
 
@@ -142,13 +142,13 @@ def test_a_sweep_condition_too_long_for_a_folder_name_still_tracks(tmp_path):
 
 
 def test_a_failure_while_starting_up_marks_the_run_failed(tmp_path, monkeypatch):
-    import bench.train
+    import bench.run.train
 
     class Broken:
         def __init__(self, *a, **k):
             raise OSError("the tracker's folder cannot be made")
 
-    monkeypatch.setattr(bench.train, "Trackers", Broken)
+    monkeypatch.setattr(bench.run.train, "Trackers", Broken)
     cfg = cfg_for(tmp_path, "train.budget.samples=128", "eval.grid=[128]", f"output_dir={tmp_path / 'runs'}")
     with pytest.raises(OSError):
         run_in_process(cfg)

@@ -11,7 +11,7 @@ import torch
 
 from bench.config import REPO_ROOT, run_id
 from bench.results import EVALS, METRICS, RUN_RECORD, read_json, read_jsonl
-from bench.train import NonFiniteLoss
+from bench.run.train import NonFiniteLoss
 from tests.conftest import tiny_overrides
 from tests.tinyrun import TASKS, cfg_for, clean_env, run_in_process
 
@@ -28,7 +28,7 @@ def test_run_records_budget_metrics_and_evals(tmp_path):
     assert sorted({r["samples_seen"] for r in evals}) == [0, 128, 256]
     assert all(r["chance"] is not None for r in evals)
     assert {r["dataset"] for r in evals} == {"shapes"}
-    # the compute axis: training FLOPs (as bench.perf counts them: one micro-batch, per sample) and seconds
+    # the compute axis: training FLOPs (as bench.tools.perf counts them: one micro-batch, per sample) and seconds
     flops = {r["samples_seen"]: r["train_flops"] for r in evals}
     assert flops[0] == 0 and flops[256] == 2 * flops[128] > 0 and record["train_flops"] == flops[256]
     assert 0 < evals[-1]["train_s"] == max(r["train_s"] for r in evals)
@@ -81,7 +81,7 @@ def test_stage_two_starts_from_stage_one_weights(tmp_path):
                   "{name: sft, data_stage: sft, samples: 64, lr: 0.0005}]")
     run_in_process(cfg)
     d = tmp_path / run_id(cfg) / "checkpoints"
-    from bench.build import build_model
+    from bench.run.build import build_model
 
     def weights(tag):
         state = torch.load(d / tag / "mp_rank_00_model_states.pt", weights_only=False)["module"]
@@ -101,7 +101,7 @@ def test_stage_two_starts_from_stage_one_weights(tmp_path):
 @pytest.mark.slow
 def test_two_process_zero2_run_sees_exactly_the_budget(tmp_path):
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-            "-m", "bench.train", "base/tiny.yaml",
+            "-m", "bench.run.train", "base/tiny.yaml",
             *tiny_overrides(f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=8",
                             "train.zero_stage=2", "train.budget.samples=192", "train.log_every=1",
                             "eval.size=16", "eval.batch=16", "eval.grid=[192]", TASKS)]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.config import REPO_ROOT, load_run_config, run_id
 from bench.results import EVALS, METRICS, read_jsonl
-from bench.train import run
+from bench.run.train import run
 from tests.conftest import tiny_overrides
 
 TASKS = "eval.tasks=[classification, vqa]"
@@ -37,7 +37,7 @@ def clean_env(**extra):
 
 
 def cli(tmp_path: Path, *overrides: str, env=None, wait=True):
-    args = [sys.executable, "-m", "bench.train", "base/tiny.yaml",
+    args = [sys.executable, "-m", "bench.run.train", "base/tiny.yaml",
             *tiny_overrides(f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16",
                             "train.warmup_samples=64", "train.log_every=1", "eval.size=32", "eval.batch=32",
                             TASKS, *overrides)]
@@ -48,12 +48,16 @@ def cli(tmp_path: Path, *overrides: str, env=None, wait=True):
     return subprocess.run(args, cwd=REPO_ROOT, env=full_env, capture_output=True, text=True)
 
 
+WALL_CLOCK = ("time", "samples_per_s")  # the fields of a metrics row that a resume may change
+
+
 def final_records(tmp_path, cfg_overrides):
-    """(evals, losses, run folder) of the finished run a CLI run with these overrides wrote under tmp_path."""
+    """(evals, metrics rows without their wall-clock fields, run folder) of the finished run a CLI run with these
+    overrides wrote under tmp_path: a resumed run's must equal an uninterrupted one's, line for line."""
     cfg = load_run_config("base/tiny.yaml", tiny_overrides(
         f"output_dir={tmp_path}", "train.global_batch=32", "train.micro_batch=16", "train.warmup_samples=64",
         "train.log_every=1", "eval.size=32", "eval.batch=32", TASKS, *cfg_overrides))
     d = tmp_path / run_id(cfg)
     evals = [(r["samples_seen"], r["task"], r["metric"], r["value"]) for r in read_jsonl(d / EVALS)]
-    losses = [(r["samples_seen"], r["loss"]) for r in read_jsonl(d / METRICS)]
+    losses = [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in read_jsonl(d / METRICS)]
     return evals, losses, d

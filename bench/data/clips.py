@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class CaptionClips:
-    """Clip i of `visuals` (a bench.evalsets.sets.Visuals), asked `queries[i]`, is described by
+    """Clip i of `visuals` (a bench.eval.sets.kinds.Visuals), asked `queries[i]`, is described by
     `references[i]`. Only the first len(references) clips of visuals are used: visuals may be a whole
     split, so that its cached X features are the training run's own."""
 

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from bench.data.layout import BatchLayout
+
 
 class PositionalSamples(Protocol):
     def __getitem__(self, k: int) -> dict[str, Any]: ...
@@ -72,9 +74,7 @@ class SharedLoader:
 
     def __init__(self, samples: PositionalSamples, global_batch: int, micro_batch: int, budget: int,
                  world_size: int = 1, rank: int = 0, num_workers: int = 0):
-        if global_batch % (micro_batch * world_size):
-            raise ValueError(f"global batch {global_batch} is not a multiple of micro batch {micro_batch} "
-                             f"x world size {world_size}")
+        self.layout = BatchLayout(global_batch, micro_batch, world_size)
         if budget % global_batch:
             raise ValueError(f"budget {budget} is not a multiple of the global batch {global_batch}")
         if not 0 <= rank < world_size:
@@ -82,7 +82,7 @@ class SharedLoader:
         self.samples = samples
         self.global_batch, self.micro, self.budget = global_batch, micro_batch, budget
         self.world, self.rank, self.num_workers = world_size, rank, num_workers
-        self.accumulation = global_batch // (micro_batch * world_size)
+        self.accumulation = self.layout.accumulation
         self.position = 0  # global samples consumed by all ranks together
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

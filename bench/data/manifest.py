@@ -27,7 +27,15 @@ import numpy as np
 
 from bench.data.clips import CaptionClips
 from bench.data.config import ManifestConfig, MixtureEntry
-from bench.data.registry import load_registry, registry_file
+from bench.data.datasets import (
+    DATASET_FILE,
+    DatasetError,
+    is_dataset_folder,
+    load_registry,
+    read_dataset_file,
+    registry_file,
+    resolve_name,
+)
 from bench.data.shards import VIDEO_SUFFIXES, index_shard, sample_texts, shard_paths
 from bench.data.video import IMAGE_SUFFIXES, read_clip, read_image
 
@@ -115,18 +123,19 @@ def read_shard_records(spec: str | Path, on_error: str = "fail") -> tuple[list[R
 
 def locate_dataset(name: str) -> tuple[str, Path | str]:
     """A training dataset's name -> ("manifest", file) or ("shards", folder or glob)."""
-    import yaml
-
     registry = load_registry()
-    target: Path | str = registry.get(name, name)
+    target: Path | str = resolve_name(name, registry) or name
     p = Path(target)
-    if p.is_dir() and (p / "dataset.yaml").is_file():
-        train = (yaml.safe_load((p / "dataset.yaml").read_text()) or {}).get("train") or {}
+    if is_dataset_folder(p):
+        try:
+            train = read_dataset_file(p).get("train") or {}
+        except DatasetError as e:
+            raise ManifestError(str(e)) from None
         if "manifest" in train:
             return "manifest", p / train["manifest"]
         if "shards" in train:
             return "shards", str(p / train["shards"])
-        raise ManifestError(f"{p / 'dataset.yaml'}: no 'train' section with a 'manifest' or 'shards' file "
+        raise ManifestError(f"{p / DATASET_FILE}: no 'train' section with a 'manifest' or 'shards' file "
                             "(docs/data.md)")
     if p.suffix == ".jsonl" or p.is_file() and p.suffix != ".tar":
         return "manifest", p
@@ -152,7 +161,7 @@ def load_record(rec: Record, frames: int, size: int, where: str = "") -> np.ndar
 
 
 class RecordClips:
-    """Visuals (bench.evalsets.sets) over manifest records: clip i is record i, decoded as training decodes it."""
+    """Visuals (bench.eval.sets.kinds) over manifest records: clip i is record i, decoded as training decodes it."""
 
     def __init__(self, records: list[Record], frames: int, size: int, where: str):
         self.records, self.frames, self.size, self.where = records, frames, size, where

@@ -1,0 +1,217 @@
+"""Where each run of a sweep is, read from the results store (and Slurm's queue): its state, samples seen of
+its budget, pace and time left; the sweep's counts and overall time left. bench.sweep.plan's --status, --watch
+and its launch (what not to submit again) read these; nothing here writes.
+
+A run's pace is samples per wall-clock second over its latest logged steps (metrics.jsonl rows carry their
+time), evaluations and checkpoints included, so time left counts them too; a sweep's time left assumes the
+runs left go at the pace of those running now, as many at a time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, read_jsonl
+from bench.run.checkpoint import read_latest
+from bench.run.liveness import liveness
+from bench.run.progress import duration
+
+LIVE_SLURM = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED")
+ENDED_SLURM = ("CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL", "DEADLINE")
+KINDS = ("done", "running", "queued", "stalled", "failed", "cancelled", "preempted", "new")  # the counts, in this order
+PACE_ROWS = 20  # the latest logged windows a pace is measured over
+PACE_GAP_S = 600.0  # a longer gap between two rows is a restart: the pace is measured after it
+
+
+@dataclass
+class RunStatus:
+    state: str  # the table's words: "done", "running: training, at 1,024 samples; resumes at 0", ...
+    kind: str  # one of KINDS
+    live: bool  # queued or moving: not to be submitted again
+    seen: int  # samples seen (live position, else the latest checkpoint's)
+    budget: int
+    pace: float | None  # samples per second, recently
+    error: str = ""  # a failed run's error and last log lines
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.kind == "done":
+            return 0.0
+        return (self.budget - self.seen) / self.pace if self.pace and self.kind == "running" else None
+
+
+def run_state(cfg: Any, run_id: str) -> str:
+    """new / done / running (its live position) / stalled / <status>, resumes at N, from the results store."""
+    d = RunDir.of(cfg.output_dir, run_id)
+    status = d.status()
+    if status is None and not d.heartbeat.is_file():
+        return "new"
+    if status == DONE:
+        return "done"
+    latest = read_latest(d.checkpoints, verify=False)
+    resumes = f"resumes at {latest['meta']['samples_seen'] if latest else 0:,}"
+    live = liveness(d.heartbeat, cfg.train.stall_after_s)
+    if status in (RUNNING, None) and live:
+        kind, beat = live
+        where = f"{beat.get('phase', '?')}, at {beat.get('samples_seen', 0):,} samples"
+        if kind == "alive":
+            return f"running: {where}; {resumes}"
+        return f"stalled: no progress for {beat['age_s'] / 60:.0f} min ({where}); {resumes}"
+    return f"{status or 'new'}, {resumes}"
+
+
+def is_live(state: str, slurm_state: str | None) -> bool:
+    """A run not to submit again: moving in some process, or waiting or running in the scheduler."""
+    return state.startswith("running:") or (slurm_state or "").split(" ")[0] in LIVE_SLURM
+
+
+def pace(rows: list[dict[str, Any]]) -> float | None:
+    """Samples per wall-clock second over the latest metrics rows (after the last restart), or None."""
+    timed = [r for r in rows[-PACE_ROWS:] if "time" in r]
+    for i in range(len(timed) - 1, 0, -1):
+        if timed[i]["time"] - timed[i - 1]["time"] > PACE_GAP_S:
+            timed = timed[i:]
+            break
+    if len(timed) < 2 or timed[-1]["time"] <= timed[0]["time"]:
+        return None
+    return (timed[-1]["samples_seen"] - timed[0]["samples_seen"]) / (timed[-1]["time"] - timed[0]["time"])
+
+
+def samples_seen(d: RunDir, budget: int, kind: str) -> int:
+    if kind == "done":
+        return budget
+    beat = liveness(d.heartbeat, float("inf"))
+    if beat and kind in ("running", "stalled"):
+        return int(beat[1].get("samples_seen", 0))
+    latest = read_latest(d.checkpoints, verify=False)
+    return latest["meta"]["samples_seen"] if latest else 0
+
+
+def status_of(cfg: Any, run_id: str, slurm_state: str | None, job: str | None, detail: bool = False) -> RunStatus:
+    d = RunDir.of(cfg.output_dir, run_id)
+    state = run_state(cfg, run_id)
+    record_status = d.status()
+    scheduler = (slurm_state or "").split(" ")[0]
+    ended = scheduler in ENDED_SLURM  # the scheduler says the job is over: a fresh heartbeat is a dead run's last
+    live = state != "done" and not ended and is_live(state, slurm_state)
+    if state == "done":
+        kind = "done"
+    elif ended:
+        kind = {"CANCELLED": "cancelled", "PREEMPTED": "preempted"}.get(
+            scheduler, "preempted" if record_status == PREEMPTED else "failed")
+    elif state.startswith("running:"):
+        kind = "running"
+    elif state.startswith("stalled:"):
+        kind = "stalled"
+    elif scheduler in LIVE_SLURM:
+        kind = "running" if scheduler == "RUNNING" else "queued"
+    elif record_status == FAILED:
+        kind = "failed"
+    elif record_status == PREEMPTED:
+        kind = "preempted"
+    else:
+        kind = "new"
+    if slurm_state and state != "done":
+        state = f"slurm {slurm_state} (job {job}); {state}"
+    error = ""
+    if detail and record_status == FAILED and kind == "failed":
+        tail = " | ".join(d.log.read_text().splitlines()[-3:]) if d.log.is_file() else ""
+        error = d.read_record().get("error", "")
+        state = f"failed: {error} [{tail}]"
+    budget = cfg.train.budget.samples
+    run_pace = pace(read_jsonl(d.metrics)) if kind == "running" else None
+    return RunStatus(state, kind, live, samples_seen(d, budget, kind), budget, run_pace, error)
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> Slurm state (PENDING, RUNNING, ... and, for jobs that ended, CANCELLED, TIMEOUT, ...) for
+    the jobs Slurm knows; empty without Slurm."""
+    if not job_ids:
+        return {}
+    states = queued_states(job_ids)
+    missing = [j for j in job_ids if j not in states]
+    return {**ended_states(missing), **states} if missing else states
+
+
+def ended_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> how it ended (CANCELLED, TIMEOUT, ...), from accounting (sacct), or where a cluster keeps
+    none, from the controller's memory of recent jobs (scontrol: MinJobAge, 5 min by default)."""
+    try:
+        done = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                              capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = {}
+    if done.returncode == 0:
+        for line in done.stdout.splitlines():
+            job, _, state = line.partition("|")
+            if job in job_ids and state:
+                out[job] = state.split()[0]
+        return out
+    for job in job_ids:  # no accounting: ask the controller, job by job
+        try:
+            shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        for field in shown.stdout.split():
+            if field.startswith("JobState="):
+                out[job] = field.removeprefix("JobState=")
+                break
+    return out
+
+
+def queued_states(job_ids: list[str]) -> dict[str, str]:
+    """job id -> state (and reason) of the jobs in Slurm's queue."""
+    try:
+        # --array: one line per array element, so pending elements show as 71_3, not 71_[1-17%16]
+        out = subprocess.run(["squeue", "-h", "--array", "-j", ",".join(sorted({j.split("_")[0] for j in job_ids})),
+                              "-o", "%i %T %r"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    states = {}
+    for line in out.splitlines():
+        job, state, *reason = line.split()
+        reason = " ".join(reason)
+        states[job] = state if reason in ("", "None") else f"{state} ({reason})"
+    return states
+
+
+def statuses(runs: list[Any], jobs: dict[str, str], detail: bool = False) -> list[RunStatus]:
+    """Each run's status (runs: objects with .cfg and .run_id; jobs: run_id -> Slurm job id). Slurm is asked
+    only about the jobs of runs not done."""
+    open_jobs = {jobs[r.run_id] for r in runs if r.run_id in jobs and RunDir.of(r.cfg.output_dir, r.run_id).status() != DONE}
+    queue = slurm_states(sorted(open_jobs))
+    return [status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail) for r in runs]
+
+
+def summary(states: list[RunStatus]) -> str:
+    """One line: the counts, samples done of all, and the time left at the running runs' pace."""
+    counts = {k: sum(s.kind == k for s in states) for k in KINDS}
+    seen, budget = sum(s.seen for s in states), sum(s.budget for s in states)
+    paces = [s.pace for s in states if s.kind == "running" and s.pace]
+    left = budget - seen
+    if all(s.kind == "done" for s in states):
+        eta = "nothing left"
+    elif not left:
+        eta = "every sample seen; final evaluations and checkpoints left"
+    elif paces:
+        eta = f"about {duration(left / sum(paces))} left at the pace of the {len(paces)} running"
+    else:
+        eta = "time left unknown until a run logs its pace"
+    shown = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+    return f"{len(states)} runs: {shown}; {seen:,}/{budget:,} samples ({100 * seen / max(budget, 1):.0f}%); {eta}"
+
+
+def table(runs: list[Any], states: list[RunStatus]) -> str:
+    rows = ["| run_id | seed | condition | samples | time left | state |", "|---|---:|---|---:|---:|---|"]
+    for r, s in zip(runs, states):
+        left = "" if s.kind == "done" else duration(s.eta_s) if s.eta_s is not None else ""
+        rows.append(f"| {r.run_id} | {r.seed} | {r.label or r.condition} | {s.seen:,}/{s.budget:,} | {left} | {s.state} |")
+    return "\n".join(rows)
+
+
+def clock() -> str:
+    return time.strftime("%H:%M:%S")

@@ -1,0 +1,142 @@
+"""Write the shapes world to disk in the formats of real datasets (docs/data.md): real mp4 and PNG files.
+
+    python -m bench.tools.export_world --out data/shapes [--config base/tiny.yaml] [--splits val] [--size 0]
+        [--train 0] [section.key=value ...]
+
+For each split a dataset folder `shapes_<split>/` serves every task (classification, retrieval,
+captioning, vqa, world, hardneg, streaming) with exactly the items the world gives a run; `train/`
+holds a training manifest (one line per clip and reference caption, bench/data/manifest.py); and
+`datasets.yaml` is a dataset registry naming them (point $VLJEPA_DATASETS at it). Videos are H.264 in
+RGB at qp 0 (lossless): a run evaluated from these files gets the same metrics as from the world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from bench.config import ConfigError, load_run_config
+from bench.data.shapes import ShapesWorld
+from bench.data.video import write_image, write_video
+from bench.eval.sets.shapes import shapes_set
+from bench.eval.tasks import TASKS
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def export_split(world: ShapesWorld, split: str, out: Path, size: int = 0, streams: int = 8) -> Path:
+    """One dataset folder with every task's items of a split; returns the folder."""
+    folder = out / f"shapes_{split}"
+    folder.mkdir(parents=True, exist_ok=True)
+    sets = {task: shapes_set(task, f"shapes_{split}", world, split, size, streams) for task in TASKS}
+    n = len(sets["captioning"].references)
+    fps = world.cfg.fps
+    for i in range(n):
+        write_video(folder / "videos" / f"{i:06d}.mp4", world.clip(split, i), fps)
+    video = [f"videos/{i:06d}.mp4" for i in range(n)]
+
+    c = sets["classification"]
+    (folder / "classnames.txt").write_text("".join(name + "\n" for name in c.class_names))
+    (folder / "templates.txt").write_text("".join(t + "\n" for t in c.templates))
+    _jsonl(folder / "classification.jsonl", [{"video": video[i], "label": int(c.labels[i])} for i in range(n)])
+
+    r = sets["retrieval"]
+    _jsonl(folder / "retrieval.jsonl", [{"video": video[v], "caption": t} for t, v in zip(r.texts, r.text_video)])
+    _jsonl(folder / "captions.jsonl", [{"video": video[i], "captions": list(refs)}
+                                       for i, refs in enumerate(sets["captioning"].references)])
+
+    q = sets["vqa"]
+    _jsonl(folder / "vqa.jsonl", [{"video": video[q.visual[j]], "question": q.questions[j],
+                                   "candidates": list(q.candidates[j]), "answer": q.answers[j], "kind": q.kinds[j]}
+                                  for j in range(len(q))])
+    w = sets["world"]
+    rows = []
+    for j in range(len(w)):
+        clip = world.clip(split, w.visual[j])
+        first, last = f"states/{w.visual[j]:06d}_initial.png", f"states/{w.visual[j]:06d}_final.png"
+        write_image(folder / first, clip[0])
+        write_image(folder / last, clip[-1])
+        rows.append({"initial": first, "final": last, "candidates": list(w.candidates[j]), "answer": w.answers[j]})
+    _jsonl(folder / "world.jsonl", rows)
+
+    h = sets["hardneg"]
+    _jsonl(folder / "hardneg.jsonl", [{"anchor": a, "positive": p, "negatives": list(ns), "kind": k}
+                                      for a, p, ns, k in zip(h.anchors, h.positives, h.negatives, h.kinds)])
+
+    rows = []
+    for i, s in enumerate(sets["streaming"].streams):
+        import numpy as np
+
+        write_video(folder / "streams" / f"{i:04d}.mp4", np.stack(list(s.frames())), s.fps)
+        rows.append({"video": f"streams/{i:04d}.mp4",
+                     "annotations": [{"time": t, "references": list(refs)} for t, refs in s.annotations]})
+    _jsonl(folder / "streams.jsonl", rows)
+
+    spec = {"name": f"shapes_{split}", "source": "python -m bench.tools.export_world (the shapes world)",
+            "tasks": {"classification": {"annotations": "classification.jsonl", "classnames": "classnames.txt",
+                                         "templates": "templates.txt"},
+                      "retrieval": {"annotations": "retrieval.jsonl"},
+                      "captioning": {"annotations": "captions.jsonl"},
+                      "vqa": {"annotations": "vqa.jsonl"},
+                      "world": {"annotations": "world.jsonl"},
+                      "hardneg": {"annotations": "hardneg.jsonl"},
+                      "streaming": {"annotations": "streams.jsonl", "sample_fps": fps}}}
+    (folder / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def export_train(world: ShapesWorld, out: Path, n: int = 0) -> Path:
+    """A training manifest of the first n train clips (0: all): one line per clip and reference caption,
+    query-free (the pretraining stage); returns the manifest's path."""
+    folder = out / "train"
+    n = world.size("train") if n == 0 else min(n, world.size("train"))
+    rows = []
+    for i in range(n):
+        rel = f"videos/{i:06d}.mp4"
+        write_video(folder / rel, world.clip("train", i), world.cfg.fps)
+        rows += [{"video": rel, "query": "", "target": ref} for ref in world.references("train", i)]
+    _jsonl(folder / "manifest.jsonl", rows)
+    (folder / "dataset.yaml").write_text(yaml.safe_dump({"name": "shapes_train", "train": {"manifest": "manifest.jsonl"}}))
+    return folder / "manifest.jsonl"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", default="base/tiny.yaml", help="the run config whose world is exported")
+    p.add_argument("--splits", nargs="+", default=["val"], choices=["val", "test", "novel"])
+    p.add_argument("--size", type=int, default=0, help="items per task (0: the whole split)")
+    p.add_argument("--streams", type=int, help="streams for selective decoding (default: eval.streams)")
+    p.add_argument("--train", type=int, default=0, metavar="N", help="train clips in the training manifest (0: all)")
+    p.add_argument("--no-train", action="store_true", help="no training manifest")
+    p.add_argument("overrides", nargs="*", help="section.key=value applied to the config")
+    args = p.parse_args(argv)
+    try:
+        cfg = load_run_config(args.config, args.overrides)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    world = ShapesWorld(cfg.data.shapes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    registry = {}
+    for split in args.splits:
+        folder = export_split(world, split, args.out, args.size, args.streams or cfg.eval.streams)
+        registry[folder.name] = folder.name
+        print(f"{folder}: every task's items of the {split} split")
+    if not args.no_train:
+        manifest = export_train(world, args.out, args.train)
+        registry["shapes_train"] = "train"
+        print(f"{manifest}: training manifest ({sum(1 for _ in manifest.open())} lines)")
+    (args.out / "datasets.yaml").write_text(yaml.safe_dump({"root": ".", "datasets": registry}, sort_keys=False))
+    print(f"{args.out / 'datasets.yaml'}: dataset registry (export VLJEPA_DATASETS={args.out.resolve() / 'datasets.yaml'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
