@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench import dist as distenv
 from bench.config import load_run_config
-from bench.run import dist as distenv
 from bench.tools import perf
 from tests.conftest import tiny_overrides
 
