@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from bench.build_once import BuildOnce
 from bench.config import REPO_ROOT
 from bench.data.loader import collate
 from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
@@ -54,27 +55,35 @@ def content_key(*parts: Any) -> str:
 
 def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log,
            what: str) -> np.ndarray:
-    """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait. Progress
-    is logged as it goes: what is built, rows done, rate and time left."""
+    """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait, and so do
+    other jobs that want the same entry (bench/build_once.py: one builds it). Progress is logged as it goes:
+    what is built, rows done, rate and time left."""
     if not path.is_file() and rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if log:
-            log(f"building the cache of {what}: {rows:,} rows -> {path}")
-        t0 = time.perf_counter()
-        first = compute(0, min(BATCH, rows))
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, *first.shape[1:]))
-        out[: len(first)] = first
-        for start in range(BATCH, rows, BATCH):
-            out[start:start + BATCH] = compute(start, min(start + BATCH, rows))
-            if log and start // BATCH % 50 == 0:
-                rate = start / (time.perf_counter() - t0)
-                log(f"cache of {what}: {start:,}/{rows:,} ({rate:,.0f} rows/s, {(rows - start) / rate / 60:.1f} min left)")
-        out.flush()
-        del out
-        os.replace(tmp, path)
+        with BuildOnce(path, path.is_file, f"the cache of {what}", log) as build:
+            if build:
+                _fill(path, rows, compute, log, what, build)
     barrier()
     return np.load(path, mmap_mode="r")
+
+
+def _fill(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], log, what: str, build: BuildOnce) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if log:
+        log(f"building the cache of {what}: {rows:,} rows -> {path}")
+    t0 = time.perf_counter()
+    first = compute(0, min(BATCH, rows))
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, *first.shape[1:]))
+    out[: len(first)] = first
+    for start in range(BATCH, rows, BATCH):
+        out[start:start + BATCH] = compute(start, min(start + BATCH, rows))
+        rate = start / (time.perf_counter() - t0)
+        build.progress(f"{start:,}/{rows:,} rows, {(rows - start) / rate / 60:.1f} min left")
+        if log and start // BATCH % 50 == 0:
+            log(f"cache of {what}: {start:,}/{rows:,} ({rate:,.0f} rows/s, {(rows - start) / rate / 60:.1f} min left)")
+    out.flush()
+    del out
+    os.replace(tmp, path)
 
 
 def _encode(x_encoder, visuals: Visuals, indices) -> torch.Tensor:

@@ -179,6 +179,10 @@ class EvalConfig:
         metadata={"identity": "unless_default",
                   "help": "selective-decoding strategies to decode (each costs its decodes; the factor and gap "
                           "need a uniform and an adaptive of the same kind)"})
+    on_task_error: Literal["continue", "stop"] = field(default="continue", metadata={
+        "identity": False,
+        "help": "a task whose evaluation fails (an unreadable set, out of memory): record the failure in evals.jsonl "
+                "and run.json and go on with the other tasks and training (continue), or stop the run (stop)"})
     stream_bootstrap: int = field(default=1000, metadata={
         "ge": 0, "identity": "unless_default",
         "help": "bootstrap resamples of the streams for the intervals of the reduction factor and the gap"})

@@ -347,3 +347,34 @@ def test_a_full_disk_while_writing_records_keeps_the_earlier_ones_whole(tmp_path
     run_in_process(cfg)
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("train_s", "time", "samples_per_s")} for r in rows]  # noqa: E731
     assert strip(read_jsonl(d / EVALS)) == strip(read_jsonl(tmp_path / "ref" / run_id(ref) / EVALS))
+
+
+@pytest.mark.parametrize("on_error", ["continue", "stop"])
+def test_a_task_failing_inside_a_run_keeps_the_other_records_and_the_checkpoint(tmp_path, monkeypatch, on_error):
+    """One task's evaluation fails (out of memory, an unreadable set) at every evaluation: by default the failure
+    is recorded in evals.jsonl and run.json and the run goes on; with eval.on_task_error=stop the run fails,
+    keeping the records of the task evaluated before it and its checkpoints."""
+    from bench.eval import tasks
+
+    def out_of_memory(model, ctx, s):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setitem(tasks.TASKS, "vqa", tasks.Task(out_of_memory, tasks.TASKS["vqa"].reads))
+    cfg = cfg_for(tmp_path, f"eval.on_task_error={on_error}", "eval.grid=[128, 256]")
+    d = tmp_path / run_id(cfg)
+    if on_error == "stop":
+        with pytest.raises(RuntimeError, match="out of memory"):
+            run_in_process(cfg)
+        record = read_json(d / RUN_RECORD)
+        assert record["status"] == "failed" and "out of memory" in record["error"]
+        assert {r["task"] for r in read_jsonl(d / EVALS)} == {"classification"}  # evaluated before the failure
+        assert list((d / "checkpoints").glob("s0_*"))
+        return
+    record = run_in_process(cfg)
+    assert record["status"] == "done"
+    assert [(f["samples_seen"], f["task"]) for f in record["eval_failures"]] == [(128, "vqa"), (256, "vqa")]
+    assert "RuntimeError: CUDA out of memory" in record["eval_failures"][0]["error"]
+    evals = read_jsonl(d / EVALS)
+    failed = [r for r in evals if r["metric"] == "failed"]
+    assert [(r["samples_seen"], r["task"], r["value"]) for r in failed] == [(128, "vqa", None), (256, "vqa", None)]
+    assert {r["samples_seen"] for r in evals if r["task"] == "classification" and r["metric"] == "top1"} == {128, 256}

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from bench.build_once import BuildOnce
 from bench.cache import cache_dir, content_key
 from bench.config import load_run_config
 from bench.configlib import to_dict
@@ -139,24 +140,37 @@ def ensure(lm: LMConfig, data: DataConfig, cache_root: Path, rank: int = 0, log=
     build it at once the first rename wins and the other run loads the winner's weights."""
     tokenizer = load_tokenizer(lm.tokenizer, "")
     folder = cache_root / "lms" / cache_key(lm, data, tokenizer.get_vocab())
-    if not (folder / RECORD).is_file() and rank == 0:
-        if log:
-            log(f"pretraining the LM on the data's text ({lm.text_pretraining.samples:,} texts) -> {folder}")
-        model, info = pretrain(lm, data, tokenizer, log)
-        tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        write_json(tmp / RECORD, {"key": folder.name, **info})
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process put it there first
-            shutil.rmtree(tmp, ignore_errors=True)
-        if log:
-            log(f"text pretraining done: held-out caption loss {info['held_out_loss_before']:.2f} -> "
-                f"{info['held_out_loss_after']:.2f} nats/token in {info['seconds']:.0f} s")
+    done = (folder / RECORD).is_file
+    if not done() and rank == 0:
+        with BuildOnce(folder, done, "the text-pretrained LM", log) as build:
+            if build:
+
+                def said(message: str) -> None:  # the pretraining's progress, for jobs waiting on it too
+                    build.progress(message)
+                    if log:
+                        log(message)
+
+                _build_lm(lm, data, tokenizer, folder, said)
     barrier()
     return folder
+
+
+def _build_lm(lm: LMConfig, data: DataConfig, tokenizer, folder: Path, log) -> None:
+    if log:
+        log(f"pretraining the LM on the data's text ({lm.text_pretraining.samples:,} texts) -> {folder}")
+    model, info = pretrain(lm, data, tokenizer, log)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    write_json(tmp / RECORD, {"key": folder.name, **info})
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process put it there first (a build lock taken over from a live builder)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if log:
+        log(f"text pretraining done: held-out caption loss {info['held_out_loss_before']:.2f} -> "
+            f"{info['held_out_loss_after']:.2f} nats/token in {info['seconds']:.0f} s")
 
 
 def with_pretrained_lm(lm: LMConfig, data: DataConfig, rank: int = 0, log=print) -> LMConfig:

@@ -29,7 +29,7 @@ from bench.data.loader import SharedLoader, fingerprint
 from bench.data.manifest import ManifestError
 from bench.data.sources import source_of, stage_data, train_samples, training_data_problems
 from bench.eval.sets.resolve import EvalSetError, load_sets, validate
-from bench.eval.tasks import evaluate
+from bench.eval.tasks import TASK_FAILED, evaluate
 from bench.eval.tasks.common import EvalContext
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl, prediction_writer, truncate_jsonl, write_json
 from bench.run import speedups
@@ -159,18 +159,35 @@ class Run:
         ctx = EvalContext.for_run(self.cfg, model, stage.data_stage, self.device, self.eval_sets, source,
                                   self.env.rank, self.log, kept)
         self.heartbeat.beat(f"evaluating at {samples_seen:,} samples", samples_seen)
-        recs = evaluate(model, ctx, self.cfg.eval.tasks,
-                        on_task=lambda task, _: self.heartbeat.beat(f"evaluated {task} at {samples_seen:,} samples"))
+
+        def done(task: str, recs: list[dict]) -> None:  # each task's records as it finishes: a later failure keeps them
+            self.heartbeat.beat(f"evaluated {task} at {samples_seen:,} samples")
+            self._write_evals(recs, samples_seen, stage)
+
+        recs = evaluate(model, ctx, self.cfg.eval.tasks, on_task=done)
         if self.env.is_main:
-            rows = [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name,
-                     "train_flops": self._train_flops(samples_seen), "train_s": round(self.state.train_s, 3)} for r in recs]
-            append_jsonl(self.dir.evals, rows)
-            self.trackers.log_evals(recs, samples_seen)
             several = {t for t, sets in self.eval_sets.items() if len(sets) > 1}
             shown = ", ".join(f"{r['task']}/{r['metric']} {r['value']:.1f}"
                               + (f" [{r['dataset']}]" if r["task"] in several else "")
                               for r in recs if r["metric"] in ("top1", "top5", "t2v_R@1", "accuracy", "CIDEr"))
             self.log(f"eval at {samples_seen:,} samples ({time.perf_counter() - t0:.1f}s): {shown}")
+
+    def _write_evals(self, recs: list[dict], samples_seen: int, stage: StagePlan) -> None:
+        """One task's records into evals.jsonl and the trackers; a failed task also into run.json."""
+        failed = [r for r in recs if r["metric"] == TASK_FAILED]
+        for r in failed:
+            self.log(f"eval at {samples_seen:,} samples: task {r['task']} failed ({r['error']}); the other tasks' "
+                     "records are kept and the run goes on (eval.on_task_error=continue)")
+        if not self.env.is_main:
+            return
+        append_jsonl(self.dir.evals, [{**r, "run_id": self.id, "samples_seen": samples_seen, "stage": stage.name,
+                                       "train_flops": self._train_flops(samples_seen),
+                                       "train_s": round(self.state.train_s, 3)} for r in recs])
+        self.trackers.log_evals(recs, samples_seen)
+        if failed:
+            self.record.setdefault("eval_failures", []).extend(
+                {"samples_seen": samples_seen, "task": r["task"], "error": r["error"]} for r in failed)
+            self._record(self.record["status"])
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> dict[str, Any]:

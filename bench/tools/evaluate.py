@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in recs:
         chance = "" if r["chance"] is None else f"{r['chance']:.1f}"
         rate = f" @{r['rate_hz']}Hz" if "rate_hz" in r else ""
-        print(f"| {r['task']} | {r.get('dataset', '')} | {r['metric']}{rate} | {r['value']:.2f} | {chance} |")
+        value = r["error"] if r["value"] is None else f"{r['value']:.2f}"  # a failed task: its error
+        print(f"| {r['task']} | {r.get('dataset', '')} | {r['metric']}{rate} | {value} | {chance} |")
     print(f"records: {out}")
     return 0
 

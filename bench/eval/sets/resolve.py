@@ -86,7 +86,14 @@ def locate(task: str, name: str, registry: dict[str, Path], default_split: str) 
 
 def resolve(cfg, where: str = "") -> list[PlannedSet]:
     """Every eval set of the run, resolved; one EvalSetError names every set that does not resolve."""
-    prefix = f"{where}: " if where else ""
+    found, problems = _resolve(cfg, f"{where}: " if where else "")
+    if problems:
+        raise EvalSetError("\n  - ".join(problems))
+    return found
+
+
+def _resolve(cfg, prefix: str) -> tuple[list[PlannedSet], list[str]]:
+    """(the sets that resolve, a line for each that does not)."""
     try:
         plan = planned(cfg)
         registry = load_registry()
@@ -99,9 +106,7 @@ def resolve(cfg, where: str = "") -> list[PlannedSet]:
                 out.append(locate(task, name, registry, cfg.eval.split))
             except EvalSetError as e:
                 problems.append(f"{prefix}key 'eval.sets.{task}', set {name!r}: {e}")
-    if problems:
-        raise EvalSetError("\n  - ".join(problems))
-    return out
+    return out, problems
 
 
 @functools.lru_cache(maxsize=256)
@@ -150,8 +155,8 @@ def validate(cfg, where: str = "") -> None:
     not, the config, the key, the set and the path."""
     prefix = f"{where}: " if where else ""
     frames, size = clip_shape(cfg)
-    problems = []
-    for s in resolve(cfg, where):
+    found, problems = _resolve(cfg, prefix)
+    for s in found:
         try:
             if s.folder is None:
                 if not source_of(cfg.data).has_world:

@@ -79,6 +79,29 @@ def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list
     return out
 
 
+def evaluate_task(model, ctx: EvalContext, task: str) -> list[dict]:
+    """One task on each of its eval sets (and their mean, with several)."""
+    sets = ctx.sets[task]
+    per_set = []
+    for s in sets:
+        recs, outcomes = split_outcomes(TASKS[task].run(model, ctx, s))
+        if outcomes:
+            ctx.keep(task, s, outcomes, kind="outcomes")
+        per_set.append([{**r, "dataset": s.name} for r in recs])
+    recs = [r for rs in per_set for r in rs]
+    if len(sets) > 1:
+        recs += mean_records(task, per_set, [s.name for s in sets])
+    return recs
+
+
+TASK_FAILED = "failed"  # the metric of a task's failure record: no value, the error
+
+
+def failure(task: str, error: BaseException) -> dict:
+    """The record of a task whose evaluation failed: its metric is TASK_FAILED, its value none, and the error."""
+    return {"task": task, "metric": TASK_FAILED, "value": None, "chance": None, "error": f"{type(error).__name__}: {error}"}
+
+
 def evaluate(model, ctx: EvalContext, tasks: list[str], on_task: Callable[[str, list[dict]], None] | None = None) -> list[dict]:
     """Every task on each of its eval sets; on_task(task, records) is called as each task finishes. The hits of
     hit-rate metrics leave the records here for the context's per-item outputs (kind "outcomes")."""
@@ -94,16 +117,12 @@ def evaluate(model, ctx: EvalContext, tasks: list[str], on_task: Callable[[str, 
     try:
         with torch.no_grad():
             for task in tasks:
-                sets = ctx.sets[task]
-                per_set = []
-                for s in sets:
-                    recs, outcomes = split_outcomes(TASKS[task].run(model, ctx, s))
-                    if outcomes:
-                        ctx.keep(task, s, outcomes, kind="outcomes")
-                    per_set.append([{**r, "dataset": s.name} for r in recs])
-                recs = [r for rs in per_set for r in rs]
-                if len(sets) > 1:
-                    recs += mean_records(task, per_set, [s.name for s in sets])
+                try:
+                    recs = evaluate_task(model, ctx, task)
+                except Exception as e:  # one task's failure: recorded, the others go on (eval.on_task_error)
+                    if ctx.eval.on_task_error == "stop":
+                        raise
+                    recs = [failure(task, e)]
                 if on_task:
                     on_task(task, recs)
                 out += recs
