@@ -65,22 +65,25 @@ class StepLog:
         self.metrics, self.heartbeat, self.trackers, self.console, self.log = metrics, heartbeat, trackers, console, log
         # the steps since the last row: a resume inside a window carries its losses on (RunState.log_window)
         self.window: dict[str, list[float]] = {k: list(v) for k, v in (window or {}).items()}
-        self.t0, self.samples = time.perf_counter(), 0
+        self.samples, self.busy = 0, 0.0  # samples and seconds of optimizer steps in the window
         self.bar = console.open_bar(stage.samples, position, stage.name) if is_main else None
 
-    def step(self, step: int, seen: int, result: StepResult, lr: float, last: bool) -> None:
+    def step(self, step: int, seen: int, result: StepResult, lr: float, last: bool, step_s: float = 0.0) -> None:
+        """One optimizer step taken (step_s: its seconds): its losses into the window, a row when the window ends.
+        samples_per_s and the time left are the training's own pace: evaluations and checkpoints apart."""
         t = self.train
         self.heartbeat.beat("training", seen, force=False)
         for k, v in result.losses.items():
             self.window.setdefault(k, []).append(v)
         self.window.setdefault("grad_norm", []).append(result.grad_norm if result.grad_norm is not None else float("nan"))
         self.samples += t.global_batch
+        self.busy += step_s
         if self.bar is not None:
             self.bar.update(t.global_batch)
             self.bar.set_postfix(loss=f"{result.losses.get('loss', float('nan')):.4f}")
         if step % t.log_every and not last:
             return
-        dt = time.perf_counter() - self.t0
+        dt = self.busy
         row = {k: sum(v) / len(v) for k, v in self.window.items()}
         row.update(step=step, samples_seen=seen, stage=self.stage.name, lr=lr,
                    samples_per_s=self.samples / dt if dt > 0 else None, time=round(time.time(), 3))
@@ -90,7 +93,7 @@ class StepLog:
         left = (t.budget.samples - seen) / row["samples_per_s"] if row["samples_per_s"] else None
         self.log(f"step {step} | {seen:,}/{t.budget.samples:,} samples | loss {row.get('loss', float('nan')):.4f} | "
                  f"lr {row['lr']:.2e} | {row['samples_per_s'] or 0:.0f} samples/s | {duration(left)} of training left")
-        self.window, self.t0, self.samples = {}, time.perf_counter(), 0
+        self.window, self.samples, self.busy = {}, 0, 0.0
 
     def close(self) -> None:
         self.console.close_bar()

@@ -121,6 +121,7 @@ class Run:
         self.stages = plan_stages(cfg)
         self.grid = cfg.eval_grid()
         self.state = RunState()
+        self.t_start = time.time()  # this process's start: a run's wall time counts its start-up and one-off work
         self.resumed_from: dict[str, Any] | None = None  # {"tag", "meta"} of the checkpoint this process resumed
         self.env = distenv.detect()
         self.device: torch.device | None = None
@@ -244,9 +245,11 @@ class Run:
     def _build(self):
         """The model, after the run's one-off preparation: the suite's built-in resources, and the text-pretrained
         LM when the recipe asks for one (built once per machine, then read from the cache)."""
-        if self.cfg.model.lm.text_pretraining.samples:
-            self.heartbeat.beat("pretraining the LM (once per machine)")
-        return build_prepared(prepare_model(self.cfg, rank=self.env.rank, log=self.log), self.cfg.seed)
+        def said(message: str) -> None:  # pretraining's progress (or another job's, waited for) is the run's phase
+            self.heartbeat.beat(f"pretraining the LM, once per machine: {message}")
+            self.log(message)
+
+        return build_prepared(prepare_model(self.cfg, rank=self.env.rank, log=said), self.cfg.seed)
 
     def _start_record(self, model, first_samples) -> None:
         """run.json as the run starts (or resumes): config, code, versions and the twins' parity block."""
@@ -254,7 +257,7 @@ class Run:
             "run_id": self.id, "name": self.cfg.name, "model": self.cfg.model.name, "seed": self.cfg.seed,
             "config": to_dict(self.cfg), "git_commit": git_commit(), "versions": versions(),
             "threads": torch.get_num_threads(),
-            "world_size": self.env.world_size, "started": time.time(), "grid": self.grid,
+            "world_size": self.env.world_size, "started": self.t_start, "grid": self.grid,
             "parity": {**model.parity(), "loader_fingerprint": fingerprint(first_samples),
                        **self._mixtures(first_samples),
                        "budget_samples": self.cfg.train.budget.samples, "global_batch": self.cfg.train.global_batch,
@@ -336,8 +339,8 @@ class Run:
             samples = self._samples(stage)
             if self.cfg.data.cache and source_of(self.cfg.data).cacheable:
 
-                def log(message: str) -> None:  # a cache build is progress: the heartbeat moves with it
-                    self.heartbeat.beat("building caches")
+                def log(message: str) -> None:  # a cache build is progress: the heartbeat moves with it, saying it
+                    self.heartbeat.beat(f"building caches, once per machine: {message}")
                     self.log(message)
 
                 samples = training_samples(model, samples, self.world, self.env.rank, log)
@@ -383,10 +386,14 @@ class Run:
                                     flags=(float(stop.signum is not None), float(self.lease.lost is not None)),
                                     where=lambda w=where: w,
                                     encode_targets=t.encode_targets)
-            self.state.train_s += time.perf_counter() - t0
+            step_s = time.perf_counter() - t0
+            self.state.train_s += step_s
+            if "setup_s" not in self.record and not self.resumed_from:  # the start-up, one-off work included
+                self._record(RUNNING, setup_s=round(time.time() - self.t_start - step_s, 3))
             seen = stage.start + loader.position
             self._count_skipped(result.skipped, step + 1)
-            progress.step(step + 1, seen, result, optimizer.param_groups[0]["lr"], loader.position == stage.samples)
+            progress.step(step + 1, seen, result, optimizer.param_groups[0]["lr"], loader.position == stage.samples,
+                          step_s)
             self._maybe_evaluate(engine, stage, seen)
             engine.train()
             if result.flags[1]:  # the main process's lease was taken over: every process stops, writing nothing

@@ -252,7 +252,7 @@ def show_status(sweep: SweepConfig, runs: list[SweepRun], watch: float | None) -
     terminal) until no run is queued or moving. Returns 0 when every run is done, else 1 under --watch."""
     while True:
         states = sweep_statuses(sweep, runs, detail=True)
-        text = f"sweep {sweep.name} at {clock()}: {summary(states)}\n{table(runs, states)}"
+        text = f"sweep {sweep.name} at {clock()}: {summary(states, labels(runs))}\n{table(runs, states)}"
         if watch and sys.stdout.isatty():
             print("\033[2J\033[H", end="")
         try:
@@ -330,7 +330,7 @@ def launch(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], todo: lis
     write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
 
     def progress() -> None:  # while local jobs run: where the sweep is
-        print(f"sweep {sweep.name} at {clock()}: {summary(sweep_statuses(sweep, runs))}", flush=True)
+        print(f"sweep {sweep.name} at {clock()}: {summary(sweep_statuses(sweep, runs), labels(runs))}", flush=True)
 
     jobs = submit([r.cfg for r in todo], executor, folder, args.max_parallel, progress=progress)
     if executor == "slurm":
@@ -344,8 +344,21 @@ def launch(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], todo: lis
     if executor != "slurm" or args.wait:
         not_done = f"; not done: {', '.join(r.run_id for r in failed)}" if failed else ""
         print(f"{len(runs) - len(failed)}/{len(runs)} runs done{not_done}")
+        print(where_next(sweep))
         return 1 if failed else 0
+    print(f"watch it: python -m bench.sweep {sweep_file} --watch 60")
     return 0
+
+
+def where_next(sweep: SweepConfig) -> str:
+    """Where a sweep's records are, and the command that reports them."""
+    results = Path(sweep.results)
+    return (f"records: {results / 'runs'}/<run_id>/ (run.json, metrics.jsonl, evals.jsonl) and "
+            f"{sweep_record_path(sweep)}\nreport: python -m analysis.report --results {results} --out {results / 'report'}")
+
+
+def labels(runs: list[SweepRun]) -> list[str]:
+    return [f"{r.label or r.condition} seed {r.seed}" for r in runs]
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ its budget, pace and time left; the sweep's counts and overall time left. bench.
 and its launch (what not to submit again) read these; nothing here writes.
 
 A run's pace is samples per wall-clock second over its latest logged steps (metrics.jsonl rows carry their
-time), evaluations and checkpoints included, so time left counts them too; a sweep's time left assumes the
-runs left go at the pace of those running now, as many at a time.
+time), evaluations and checkpoints included, so time left counts them too. A sweep's time left (sweep_eta)
+adds the running runs' time left at their pace and, for each run not started, the wall time a finished run
+took, its one-off work apart (`setup_s` in run.json: pretraining the LM and building caches, done once per
+machine), spread over as many runs at a time as run now.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class RunStatus:
     budget: int
     pace: float | None  # samples per second, recently
     error: str = ""  # a failed run's error and last log lines
+    phase: str = ""  # a live run's heartbeat phase: what it is doing now
+    elapsed_s: float | None = None  # wall time since the run started (a live or finished run)
+    setup_s: float | None = None  # the run's start-up before its first step (one-off work included), when known
 
     @property
     def eta_s(self) -> float | None:
@@ -123,7 +128,12 @@ def status_of(cfg: Any, run_id: str, slurm_state: str | None, job: str | None, d
         state = f"failed: {error} [{tail}]"
     budget = cfg.train.budget.samples
     run_pace = pace(read_jsonl(d.metrics)) if kind == "running" else None
-    return RunStatus(state, kind, live, samples_seen(d, budget, kind), budget, run_pace, error)
+    beat = liveness(d.heartbeat, float("inf")) if kind == "running" else None
+    record = d.read_record() if d.exists() else {}
+    end = record.get("finished") if kind == "done" else time.time()
+    elapsed = end - record["started"] if record.get("started") and end else None
+    return RunStatus(state, kind, live, samples_seen(d, budget, kind), budget, run_pace, error,
+                     phase=beat[1].get("phase", "") if beat else "", elapsed_s=elapsed, setup_s=record.get("setup_s"))
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
@@ -187,22 +197,55 @@ def statuses(runs: list[Any], jobs: dict[str, str], detail: bool = False) -> lis
     return [status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail) for r in runs]
 
 
-def summary(states: list[RunStatus]) -> str:
-    """One line: the counts, samples done of all, and the time left at the running runs' pace."""
+def run_wall_s(s: RunStatus) -> float | None:
+    """A finished run's wall time without its one-off start-up (where recorded)."""
+    if s.kind != "done" or s.elapsed_s is None:
+        return None
+    return s.elapsed_s - (s.setup_s or 0.0)
+
+
+def sweep_eta(states: list[RunStatus]) -> float | None:
+    """Seconds until every run is done, or None before anything can tell: each running run's samples left at
+    its pace (or, before it has one, a finished run's typical wall time less its own elapsed), plus a typical
+    finished run's wall time for each run not started (the median, one-off start-up excluded), over as many
+    runs at a time as run now."""
+    walls = sorted(w for w in map(run_wall_s, states) if w is not None)
+    typical = walls[len(walls) // 2] if walls else None
+    running = [s for s in states if s.kind in ("running", "stalled", "queued")]
+    waiting = [s for s in states if s.kind not in ("done", "running", "stalled", "queued")]
+    total = 0.0
+    for s in running:
+        if s.pace:
+            total += (s.budget - s.seen) / s.pace
+        elif typical is not None:
+            total += max(0.0, typical - max(0.0, (s.elapsed_s or 0.0) - (s.setup_s or 0.0)))
+        else:
+            return None
+    if waiting:
+        if typical is None:
+            paced = [s for s in running if s.pace]
+            if not paced:
+                return None
+            typical = sum(s.budget / s.pace for s in paced) / len(paced)  # a whole run at the running pace
+        total += typical * len(waiting)
+    return total / max(1, len([s for s in running if s.kind != "queued"]))
+
+
+def summary(states: list[RunStatus], labels: list[str] | None = None) -> str:
+    """One line: the counts, samples done of all, the time left, and what each live run is doing now."""
     counts = {k: sum(s.kind == k for s in states) for k in KINDS}
     seen, budget = sum(s.seen for s in states), sum(s.budget for s in states)
-    paces = [s.pace for s in states if s.kind == "running" and s.pace]
-    left = budget - seen
+    left = sweep_eta(states)
     if all(s.kind == "done" for s in states):
         eta = "nothing left"
-    elif not left:
-        eta = "every sample seen; final evaluations and checkpoints left"
-    elif paces:
-        eta = f"about {duration(left / sum(paces))} left at the pace of the {len(paces)} running"
+    elif left is not None:
+        eta = f"about {duration(left)} left"
     else:
         eta = "time left unknown until a run logs its pace"
     shown = ", ".join(f"{n} {k}" for k, n in counts.items() if n)
-    return f"{len(states)} runs: {shown}; {seen:,}/{budget:,} samples ({100 * seen / max(budget, 1):.0f}%); {eta}"
+    line = f"{len(states)} runs: {shown}; {seen:,}/{budget:,} samples ({100 * seen / max(budget, 1):.0f}%); {eta}"
+    doing = [f"{labels[i] if labels else i}: {s.phase}" for i, s in enumerate(states) if s.kind == "running" and s.phase]
+    return line + ("; now " + "; ".join(doing[:3]) if doing else "")
 
 
 def table(runs: list[Any], states: list[RunStatus]) -> str:
