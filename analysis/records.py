@@ -15,7 +15,7 @@ import pandas as pd
 from bench.results import RUNS, SWEEPS, RunDir, read_jsonl, run_dirs  # the store's own layout and reader: standard library only
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
-           "value", "chance", "prior", "rate_hz", "budget", "wall_s", "dataset", "sets", "train_flops", "train_s"]
+           "value", "chance", "prior", "rate_hz", "budget", "wall_s", "setup_s", "dataset", "sets", "train_flops", "train_s"]
 # train_flops, train_s: the run's training FLOPs and seconds in optimizer steps up to the evaluation
 EVAL_KEYS = ["run_id", "stage", "samples_seen", "task", "metric", "value", "chance", "prior", "rate_hz", "dataset",
              "sets", "train_flops", "train_s", "lo", "hi", "se"]
@@ -58,7 +58,8 @@ def runs(results: str | Path) -> pd.DataFrame:
         base = {"run_id": rec["run_id"], "model": rec.get("model"), "seed": rec.get("seed"),
                 "status": rec.get("status"), "budget": rec.get("config", {}).get("train", {}).get("budget", {}).get("samples"),
                 "samples_done": rec.get("samples_seen"),
-                "wall_s": rec["finished"] - rec["started"] if rec.get("finished") and rec.get("started") else None}
+                "wall_s": rec["finished"] - rec["started"] if rec.get("finished") and rec.get("started") else None,
+                "setup_s": rec.get("setup_s")}  # the start-up before the first step, one-off work included
         for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
             row = {**base, "sweep": m["sweep"], "condition": m["condition"], "label": m.get("label"),
                    "order": m.get("order")}

@@ -2,71 +2,109 @@
 
     python -m analysis.report [--results results] [--out results/report]
 
-Every number comes from the records; re-running after more runs updates everything. A sweep with
-several models is a controlled comparison (sample-efficiency curves and a table per sample count);
-a sweep with one model is an ablation (the paper's Class./Retr./VQA table and a chart); streaming
-metrics give the selective-decoding figure.
+Every number comes from the records; re-running after more runs updates everything. The sweeps reported are
+the store's sweep records (results/sweeps/<name>.json, bench/sweep/plan.py), in the order of their names; what
+each section holds follows from the records, never from a sweep's name: a sweep with several models is a
+controlled comparison (sample-efficiency curves and a table per sample count); a sweep with one model is an
+ablation (the paper's Class./Retr./VQA table and a chart); a sweep that evaluates streaming gets the
+selective-decoding figure. The prose lives in analysis/templates.py; this module computes what fills it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import captions, evalnoise, figures, power, tables
-from analysis.records import metrics, runs, training_curves
-from bench.results import SWEEPS
+import pandas as pd
 
-ABLATION_NAMES = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention",
+from analysis import captions, evalnoise, figures, power, tables
+from analysis import templates as tpl
+from analysis.records import metrics, runs, training_curves
+from bench.results import SWEEPS, read_json
+
+# The one piece of per-sweep knowledge the report keeps: which group of rows of results/reference/ablations.csv
+# (the paper's ablation tables) an ablation sweep reproduces, where that is not the sweep's own name. A sweep
+# not named here is looked up under its own name; one the paper has no rows for gets a table without them.
+# (attention_random_lm is not here, so its tables carry no paper column, though the README sets the paper's
+# attention differences beside it; adding it would give its section the paper's numbers.)
+PAPER_ABLATION = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention",
                   "attention_cosine": "attention", "depth": "depth",
                   "pretraining": "pretraining", "y_encoder": "y_encoder", "lm_init": "lm_init"}
+# a comparison's panels: the first three of these that the sweep evaluates, (task, metric, axis label)
+COMPARISON_PANELS = [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),
+                     ("classification", "top1", "top-1 (%)"), ("vqa", "accuracy", "VQA (%)")]
 
 
-def _command(results: Path, sweep: str) -> str:
-    rec = results / SWEEPS / f"{sweep}.json"
-    data = json.loads(rec.read_text()) if rec.is_file() else {}
-    overrides = " ".join(f"'{o}'" if " " in o else o for o in data.get("overrides", []))
-    return f"`python -m bench.sweep {data.get('file', sweep)}{' ' + overrides if overrides else ''}`"
+@dataclass(frozen=True)
+class Store:
+    """What the whole report reads once: the results store's frames, and where the report goes."""
+
+    results: Path
+    out: Path
+    frame: pd.DataFrame  # analysis.records.metrics: one row per (run, sweep, samples_seen, task, metric)
+    run_frame: pd.DataFrame  # analysis.records.runs
+    losses: pd.DataFrame  # analysis.records.training_curves
+
+    @property
+    def figure_dir(self) -> Path:
+        return self.out / "figures"
 
 
-def _wall(f) -> str:
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep record and its rows of the metrics frame, with what they say about the sweep."""
+
+    record: dict  # results/sweeps/<name>.json
+    frame: pd.DataFrame
+    command: str  # the command that reproduces it
+    models: list[str]
+    tasks: set[str]
+    key: str | None = None  # the column that names an ablation's settings
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    @property
+    def kind(self) -> str:
+        return kind(self.models)
+
+    @property
+    def names(self) -> dict[str, str] | None:
+        """Each condition's name in the tables, where it is not the condition itself."""
+        return dict(zip(self.frame["condition"], self.frame[self.key].astype(str))) if self.key else None
+
+
+def sweep_records(results: Path) -> list[dict]:
+    """Every sweep record of the store, one per name, in the order of their names."""
+    records: dict[str, dict] = {}
+    for path in sorted((results / SWEEPS).glob("*.json")):
+        rec = read_json(path)
+        records.setdefault(rec.get("name", path.stem), {**rec, "name": rec.get("name", path.stem)})
+    return [records[name] for name in sorted(records)]
+
+
+def _command(record: dict) -> str:
+    overrides = " ".join(f"'{o}'" if " " in o else o for o in record.get("overrides", []))
+    return tpl.COMMAND.format(file=record.get("file", record["name"]), overrides=f" {overrides}" if overrides else "")
+
+
+def _wall(f: pd.DataFrame) -> str:
     """The sweep's cost on the machine that ran it, from its runs' start and finish times."""
     per_run = f.drop_duplicates("run_id")["wall_s"].dropna()
     if per_run.empty:
         return ""
-    return (f"Wall time: {per_run.sum() / 60:.1f} min summed over its {len(per_run)} runs "
-            f"({per_run.min():.0f}-{per_run.max():.0f} s per run, start-up and evaluation included).")
-
-
-def _power(rows: list[dict]) -> list[str]:
-    """The power of each paired comparison (analysis/power.py), as a report section."""
-    if not rows:
-        return []
-    return ["", "Power of each paired comparison (seed SD of the difference, and the part of it the evaluation "
-            "items alone would give, from the records' standard errors; the smallest difference a paired t-test "
-            "finds with 80% power at these seeds; the seeds the paper's difference would need):", "",
-            power.power_markdown(rows)]
-
-
-def _noise(results: Path, run_frame, sweep: str, names: dict[str, str] | None) -> list[str]:
-    """Evaluation noise beside seed noise at each evaluation size the runs kept hits for (analysis/evalnoise.py)."""
-    rows = evalnoise.noise_rows(results, run_frame, sweep, names=names)
-    if not rows:
-        return []
-    return ["", "Evaluation noise beside seed noise, at each evaluation size the runs kept per-item hits for (the "
-            "training's last evaluation, and re-evaluations of the last checkpoint by `python -m bench.eval RUN "
-            "--size N --name NAME`): the split-half standard error of one seed's difference from the items alone "
-            "(analysis/evalnoise.py), beside the seed SD of the difference:", "", evalnoise.noise_markdown(rows)]
+    wall = tpl.WALL.format(minutes=per_run.sum() / 60, runs=len(per_run), shortest=per_run.min(), longest=per_run.max())
+    setup = f.drop_duplicates("run_id")["setup_s"].dropna()  # recorded since December 2026
+    return wall + (tpl.ONE_OFF.format(minutes=setup.sum() / 60, one_off=setup.max() / 60) if len(setup) else "")
 
 
 def _img(paths: list[Path], out: Path) -> str:
     png = [p for p in paths if p.suffix == ".png"][0]
-    return f"![{png.stem}]({png.relative_to(out)}) ([pdf]({png.with_suffix('.pdf').relative_to(out)}))"
-
-
-BANDS = "lines: the mean over seeds; bands: its 95% t-interval; dotted: chance"
+    return tpl.IMAGE.format(stem=png.stem, png=png.relative_to(out), pdf=png.with_suffix(".pdf").relative_to(out))
 
 
 def _setting_key(f, swept: list[str]):
@@ -90,105 +128,149 @@ def _setting_key(f, swept: list[str]):
     return f, "setting"
 
 
+def kind(models: list[str]) -> str:
+    """What a sweep is, by what its runs vary: "comparison" where they are of several models, else "ablation"."""
+    return "comparison" if len(models) > 1 else "ablation"
+
+
+def _sweep(store: Store, record: dict) -> Sweep:
+    """The sweep of a record, with its rows; an ablation's with the column that names its settings."""
+    f = store.frame[store.frame["sweep"] == record["name"]].copy()
+    models = sorted(f["model"].dropna().unique())
+    key = None
+    if kind(models) == "ablation" and not f.empty:
+        f, key = _setting_key(f, record.get("swept", []))
+    return Sweep(record, f, _command(record), models, set(f["task"].dropna()), key)
+
+
+# -- the page's head --------------------------------------------------------------------------------------------------
+
+def _header(store: Store) -> list[str]:
+    frame = store.frame
+    return tpl.fill(tpl.HEADER, results=store.results, out=store.out, runs=frame["run_id"].nunique() if len(frame) else 0)
+
+
+def _runs(store: Store) -> list[str]:
+    """Each sweep's runs by status, and the runs not done."""
+    frame = store.frame
+    if not len(frame):
+        return []
+    status = frame.drop_duplicates(["run_id", "sweep"]).groupby(["sweep", "status"]).size()
+    lines = tpl.fill(tpl.RUNS_HEAD) + [tpl.RUNS_ROW.format(sweep=s, status=st, runs=n) for (s, st), n in status.items()]
+    partial = frame[frame["partial"]].drop_duplicates("run_id")
+    if len(partial):
+        named = ", ".join(tpl.PARTIAL_RUN.format(run_id=r.run_id, status=r.status) for r in partial.itertuples())
+        lines += tpl.fill(tpl.PARTIAL, count=len(partial), runs=named)
+    return lines
+
+
+# -- the sections a sweep can have -------------------------------------------------------------------------------------
+
+def _power(rows: list[dict]) -> list[str]:
+    """The power of each paired comparison (analysis/power.py)."""
+    return tpl.fill(tpl.POWER, table=power.power_markdown(rows)) if rows else []
+
+
+def _comparison(store: Store, sweep: Sweep) -> list[str]:
+    """Sample-efficiency curves, the table at each sample count, its power and the captions' facts."""
+    panels = [(t, m, label) for t, m, label in COMPARISON_PANELS if t in sweep.tasks][:3]
+    metric_pairs = [(t, m) for t, m, _ in panels]
+    paths = figures.sample_efficiency(sweep.frame, sweep.name, panels, store.figure_dir)
+    lines = tpl.fill(tpl.COMPARISON_FIGURE, image=_img(paths, store.out), sweep=sweep.name, models=", ".join(sweep.models),
+                   command=sweep.command)
+    lines.append(tables.comparison_markdown(tables.comparison_table(sweep.frame, sweep.name, metric_pairs)))
+    lines += _power(power.comparison_power(sweep.frame, sweep.name, metric_pairs))
+    facts = captions.attribute_markdown(captions.attribute_frame(store.results, sweep.name))
+    return lines + (tpl.fill(tpl.COMPARISON_FACTS, table=facts) if facts else [])
+
+
+def _ablation(store: Store, sweep: Sweep) -> list[str]:
+    """The table of the settings at the final sample count, its chart and LaTeX, its power and the captions' facts."""
+    columns = tables.columns_for(sweep.tasks)
+    lines = _ablation_table(store, sweep, columns) if sweep.key and columns else []
+    if "captioning" in sweep.tasks:
+        facts = captions.attribute_markdown(captions.attribute_frame(store.results, sweep.name), by="condition")
+        lines += tpl.fill(tpl.ABLATION_FACTS, table=facts) if facts else []
+    return lines
+
+
+def _ablation_table(store: Store, sweep: Sweep, columns: list) -> list[str]:
+    table = tables.ablation_table(sweep.frame, sweep.name, sweep.key, PAPER_ABLATION.get(sweep.name, sweep.name), columns)
+    if table.empty:
+        return tpl.fill(tpl.ABLATION_NOT_DONE)
+    paths = figures.ablation_chart(table, sweep.name, store.figure_dir)
+    caption = tpl.ABLATION_CAPTION.format(sweep=sweep.name, key=sweep.key, command=sweep.command)
+    latex = f"{sweep.name}.tex"
+    (store.out / latex).write_text(tables.to_latex(table, tpl.ABLATION_LATEX_CAPTION.format(sweep=sweep.name, key=sweep.key)))
+    marks = tpl.ABLATION_MARKS_PAPER if columns is tables.ABLATION_COLUMNS else tpl.ABLATION_MARKS_CAPTIONS
+    lines = tpl.fill(tpl.ABLATION, table=tables.to_markdown(table, caption), image=_img(paths, store.out), marks=marks,
+                   latex=latex)
+    return lines + _power(power.ablation_power(table))
+
+
+def _selective(store: Store, sweep: Sweep) -> list[str]:
+    """Selective decoding: the figure with its reduction factor, each run's own reading, the power of the gap."""
+    paths = figures.selective_decoding(sweep.frame, sweep.name, store.figure_dir)
+    lines = tpl.fill(tpl.SELECTIVE_FIGURE, image=_img(paths, store.out), sweep=sweep.name, command=sweep.command,
+                   factor=figures.selective_factor(sweep.frame))
+    per_run = figures.selective_markdown(sweep.frame)
+    lines += tpl.fill(tpl.SELECTIVE_RUNS, table=per_run) if per_run else []
+    return lines + _power(power.selective_power(sweep.frame, sweep.name))
+
+
+def _noise(store: Store, sweep: Sweep) -> list[str]:
+    """Evaluation noise beside seed noise at each evaluation size the runs kept hits for (analysis/evalnoise.py)."""
+    rows = evalnoise.noise_rows(store.results, store.run_frame, sweep.name, names=sweep.names)
+    return tpl.fill(tpl.NOISE, table=evalnoise.noise_markdown(rows)) if rows else []
+
+
+def _training_loss(store: Store, sweep: Sweep) -> list[str]:
+    curves = store.losses[store.losses["sweep"] == sweep.name]
+    if not len(curves):
+        return []
+    paths = figures.training_loss(curves, sweep.name, store.figure_dir)
+    return tpl.fill(tpl.TRAINING_LOSS, image=_img(paths, store.out), sweep=sweep.name)
+
+
+Section = Callable[[Store, Sweep], list[str]]
+BY_KIND: dict[str, Section] = {"comparison": _comparison, "ablation": _ablation}  # by Sweep.kind: what the runs vary
+BY_TASK: dict[str, Section] = {"streaming": _selective}  # a section of its own for each task the sweep evaluates
+EVERY_SWEEP: tuple[Section, ...] = (_noise, _training_loss)
+
+
+def sweep_section(store: Store, record: dict) -> list[str]:
+    """A sweep's section: its command and cost, then the sections its records call for."""
+    sweep = _sweep(store, record)
+    lines = tpl.fill(tpl.SWEEP_HEAD, sweep=sweep.name, command=sweep.command, wall=_wall(sweep.frame))
+    if sweep.frame.empty:
+        return lines + tpl.fill(tpl.NO_RUNS, runs=len(record.get("runs", [])))
+    parts = [BY_KIND[sweep.kind]] + [section for task, section in BY_TASK.items() if task in sweep.tasks]
+    for section in parts + list(EVERY_SWEEP):
+        lines += section(store, sweep)
+    return lines
+
+
+# -- after the sweeps ---------------------------------------------------------------------------------------------------
+
+def _literature(store: Store) -> list[str]:
+    return tpl.fill(tpl.LITERATURE, table=tables.sota_markdown(store.frame))
+
+
+def _per_dataset(store: Store) -> list[str]:
+    per_dataset = tables.per_dataset_markdown(metrics(store.results, per_dataset=True)) if len(store.frame) else ""
+    return tpl.fill(tpl.PER_DATASET, table=per_dataset) if per_dataset else []
+
+
 def build(results: Path, out: Path) -> Path:
-    frame = metrics(results)
-    losses = training_curves(results)
-    run_frame = runs(results)
+    """The report of the store at results, as out/README.md (figures in out/figures, each ablation's LaTeX beside)."""
+    store = Store(results, out, metrics(results), runs(results), training_curves(results))
     out.mkdir(parents=True, exist_ok=True)
-    figs = out / "figures"
-    sections = ["# vljepa-bench report", "",
-                f"Built by `python -m analysis.report --results {results} --out {out}` from "
-                f"{frame['run_id'].nunique() if len(frame) else 0} runs. Mean ± 95% t-interval over seeds; "
-                "chance in brackets (and the no-vision prior, in records that carry it); paper numbers from "
-                "results/reference/ (arXiv 2512.10942, version and table "
-                "in each CSV row)."]
-    if len(frame):
-        status = frame.drop_duplicates(["run_id", "sweep"]).groupby(["sweep", "status"]).size()
-        sections += ["", "## Runs", "", "| sweep | status | runs |", "|---|---|---:|"]
-        sections += [f"| {s} | {st} | {n} |" for (s, st), n in status.items()]
-        partial = frame[frame["partial"]].drop_duplicates("run_id")
-        if len(partial):
-            sections.append(f"\n{len(partial)} run(s) not done are shown where they have records: "
-                            + ", ".join(f"{r.run_id} ({r.status})" for r in partial.itertuples()))
-    for sweep, f in frame.dropna(subset=["sweep"]).groupby("sweep"):
-        f = f.copy()
-        cmd = _command(results, sweep)
-        models = sorted(f["model"].dropna().unique())
-        tasks = set(f["task"].dropna())
-        sections += ["", f"## {sweep}", "", f"Produced by {cmd}. {_wall(f)}"]
-        names = None  # each condition's name in the tables, where it is not the condition itself
-        if len(models) > 1:
-            panels = [(t, m, lab) for t, m, lab in [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),
-                                                    ("classification", "top1", "top-1 (%)"), ("vqa", "accuracy", "VQA (%)")]
-                      if t in tasks][:3]
-            paths = figures.sample_efficiency(f, sweep, panels, figs)
-            sections += ["", _img(paths, out), "",
-                         f"*Sample efficiency, {sweep}: {', '.join(models)} at matched samples ({cmd}); {BANDS}; hollow "
-                         "diamonds: the paper's numbers for the same comparison at its sample counts, on its "
-                         "benchmarks (results/reference/controlled_comparison.csv); lower row, where records carry "
-                         "them: the same curves against training FLOPs.*", ""]
-            comp = tables.comparison_table(f, sweep, [(t, m) for t, m, _ in panels])
-            sections.append(tables.comparison_markdown(comp))
-            sections += _power(power.comparison_power(f, sweep, [(t, m) for t, m, _ in panels]))
-            attrs = captions.attribute_markdown(captions.attribute_frame(results, sweep))
-            if attrs:
-                sections += ["", "What the captions get right, fact by fact (percent of items, mean ± 95% over seeds; "
-                             "analysis/captions.py reads each caption's facts back; size over the captions that "
-                             "state one; the prior: one constant caption's score):", "", attrs]
-        else:
-            swept = json.loads((results / SWEEPS / f"{sweep}.json").read_text()).get("swept", [])
-            f, key = _setting_key(f, swept)
-            if key:
-                names = dict(zip(f["condition"], f[key].astype(str)))
-            columns = tables.columns_for(tasks)
-            if key and columns:
-                table = tables.ablation_table(f, sweep, key, ABLATION_NAMES.get(sweep, sweep), columns)
-                if table.empty:
-                    sections += ["", "No run of this sweep has reached its budget yet: no table."]
-                else:
-                    paths = figures.ablation_chart(table, sweep, figs)
-                    md = tables.to_markdown(table, f"*Ablation {sweep} over `{key}`, at the final sample count ({cmd}).*")
-                    (out / f"{sweep}.tex").write_text(tables.to_latex(table, f"Ablation {sweep} ({key})"))
-                    marks = ("dotted: chance; white diamonds: the paper's Table 5 row for the setting"
-                             if columns is tables.ABLATION_COLUMNS else
-                             "CIDEr x100 of the captions, of the decoder's ceiling and of the nearest training caption")
-                    sections += ["", md, "", _img(paths, out), "",
-                                 "*Bars: the mean over seeds at the final sample count; whiskers: its 95% t-interval; "
-                                 f"{marks}.*", "",
-                                 f"LaTeX: [{sweep}.tex]({sweep}.tex)"]
-                    sections += _power(power.ablation_power(table))
-                if "captioning" in tasks:
-                    attrs = captions.attribute_markdown(captions.attribute_frame(results, sweep), by="condition")
-                    if attrs:
-                        sections += ["", "What each setting's captions get right, fact by fact (as in the comparison "
-                                     "sections: percent of items, mean ± 95% over seeds):", "", attrs]
-        if "streaming" in tasks:
-            paths = figures.selective_decoding(f, sweep, figs)
-            sections += ["", _img(paths, out), "", f"*Selective decoding, {sweep} ({cmd}): "
-                         f"{figures.selective_factor(f)}. Lines: the mean over seeds (bands: 95% t-interval for the "
-                         "two the factor is read from); dotted: uniform's CIDEr at the reference rate (monotone fit); "
-                         "the arrow: the rate at which adaptive decoding's monotone fit reaches it.*"]
-            per_run = figures.selective_markdown(f)
-            if per_run:
-                sections += ["", "Each run's own reading (pooled strategies; bench/eval/tasks/streaming.py): the factor "
-                             "and gap with 95% intervals from a bootstrap over its streams, and the control that "
-                             "shows how much of a factor saturation alone gives:", "", per_run]
-            sections += _power(power.selective_power(f, sweep))
-        sections += _noise(results, run_frame, sweep, names)
-        curves = losses[losses["sweep"] == sweep]
-        if len(curves):
-            paths = figures.training_loss(curves, sweep, figs)
-            sections += ["", _img(paths, out), "", f"*Training loss, {sweep}: each seed a thin line, their mean a "
-                         "thick one (metrics.jsonl: the average over each window of logged steps).*"]
-    sections += ["", "## Literature, and the suite's runs beside it", "", tables.sota_markdown(frame), ""]
-    per_dataset = tables.per_dataset_markdown(metrics(results, per_dataset=True)) if len(frame) else ""
-    if per_dataset:
-        sections += ["## Per dataset, beside the paper", "",
-                     "Each run's number on each dataset it was evaluated on, at its full budget, and the paper's "
-                     "number for that dataset; a task's mean over its sets is beside the paper's average only "
-                     "where the sets are the paper's.", "", per_dataset, ""]
+    lines = _header(store) + _runs(store)
+    for record in sweep_records(results):
+        lines += sweep_section(store, record)
+    lines += _literature(store) + _per_dataset(store)
     page = out / "README.md"
-    page.write_text("\n".join(sections) + "\n")
+    page.write_text("\n".join(lines) + "\n")
     return page
 
 

@@ -393,3 +393,50 @@ def test_an_integer_setting_reads_as_the_sweep_wrote_it_and_finds_the_papers_row
     assert list(table["setting"].astype(str)) == ["0", "64000"]
     assert table["Class. paper"].tolist() == [28.1, 27.3]
     assert list(ablation_table(metrics(EXAMPLE), "y_lr", "model.y_encoder.lr_multiplier")["Class. paper"].notna()) == [True] * 5
+
+
+def _store_of_sweeps(root: Path, sweeps: dict[str, dict[str, float]], models: tuple[str, ...] = ("vljepa",)) -> None:
+    """A results store with one sweep record per name ({setting: classification top-1 at seed 0}, seeds 0 and 1,
+    each setting run by every model) and the run records and evaluations of their runs."""
+    (root / "sweeps").mkdir(parents=True, exist_ok=True)
+    for name, settings in sweeps.items():
+        runs = []
+        for i, (setting, top1) in enumerate(settings.items()):
+            for model in models:
+                for seed in (0, 1):
+                    rid = f"{name}-{model}-{i}-{seed}"
+                    point = {"model.loss.name": setting, **({"model.name": model} if len(models) > 1 else {})}
+                    runs.append({"run_id": rid, "seed": seed, "condition": f"{model}-{setting}", "point": point})
+                    run = root / "runs" / rid
+                    run.mkdir(parents=True)
+                    (run / "run.json").write_text(json.dumps({"run_id": rid, "model": model, "seed": seed, "status": "done",
+                                                              "config": {"train": {"budget": {"samples": 64}}}}))
+                    (run / "evals.jsonl").write_text("".join(
+                        json.dumps({"run_id": rid, "samples_seen": n, "task": "classification", "metric": metric,
+                                    "value": top1 + seed + n / 64, "chance": 1.0}) + "\n"
+                        for n in (32, 64) for metric in ("top1", "top5")))
+        swept = ["model.loss.name"] + (["model.name"] if len(models) > 1 else [])
+        (root / "sweeps" / f"{name}.json").write_text(json.dumps({"name": name, "file": f"ablations/{name}.yaml",
+                                                                 "swept": swept, "runs": runs}))
+
+
+def test_the_report_reports_every_sweep_record_whatever_its_name(tmp_path):
+    """The sweeps come from the store's sweep records, in the order of their names, and each section from what
+    the records hold (one model: an ablation's table; several: the comparison's curves), not from a list of names."""
+    results = tmp_path / "results"
+    _store_of_sweeps(results, {"zz_never_seen_before": {"alpha": 10.0, "beta": 20.0}})
+    _store_of_sweeps(results, {"qq_twins_nobody_named": {"alpha": 10.0}}, models=("vljepa", "vlm"))
+    # a record whose runs have not started: the sweep exists, and the report says its runs have no records yet
+    (results / "sweeps" / "aa_queued.json").write_text(json.dumps({"name": "aa_queued", "file": "ablations/aa.yaml",
+        "swept": ["model.loss.name"], "runs": [{"run_id": "nope", "seed": 0, "condition": "c", "point": {}}]}))
+    text = build(results, tmp_path / "report").read_text()
+    heads = [line for line in text.splitlines() if line.startswith("## ")]
+    assert heads[1:4] == ["## aa_queued", "## qq_twins_nobody_named", "## zz_never_seen_before"]
+    section = text.split("## zz_never_seen_before\n")[1].split("\n## ")[0]
+    assert "python -m bench.sweep ablations/zz_never_seen_before.yaml" in section
+    assert "*Ablation zz_never_seen_before over `model.loss.name`" in section
+    assert "| alpha | 2 | 11.5 ± 6.4 (1.0) |" in section and "| beta | 10.0 ± 0.0 |" in section  # table, paired Δ
+    assert "[zz_never_seen_before.tex](zz_never_seen_before.tex)" in section
+    twins = text.split("## qq_twins_nobody_named\n")[1].split("\n## ")[0]
+    assert "*Sample efficiency, qq_twins_nobody_named: vljepa, vlm at matched samples" in twins
+    assert "None of its 1 runs has a run record in this store yet." in text.split("## aa_queued\n")[1].split("\n## ")[0]
