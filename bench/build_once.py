@@ -1,7 +1,7 @@
 """Build a shared cache entry once, however many jobs want it at the same moment.
 
 The first job to find an entry (a cache file, a pretrained LM's folder) missing takes its build lock: a file
-beside the entry, created exclusively (O_EXCL: atomic on local disks and on NFS v3+), holding the builder's
+beside the entry, created exclusively (a hard link: atomic on local disks and on NFS), holding the builder's
 host, PID and progress, and renewed as it goes. Every other job waits for the entry, saying in its own log
 whom it waits for and how far that build is; a lock not renewed for `stale_s` (its builder was killed) is
 taken over. The entry itself is still written under a temporary name and renamed, so a reader never sees
@@ -78,11 +78,14 @@ class BuildOnce:
     # ---------------------------------------------------------------- the lock file
     def _take(self) -> bool:
         self.lock.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.close(os.open(self.lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        tmp = self.lock.with_name(f"{self.lock.name}.{os.getpid()}.{id(self)}")
+        write_json(tmp, {**self.me, "what": self.what, "progress": self._progress, "renewed": time.time()})
+        try:  # a hard link is created whole or not at all (atomic on local disks and NFS): the lock says its holder
+            os.link(tmp, self.lock)
         except FileExistsError:
             return False
-        self._write()
+        finally:
+            tmp.unlink(missing_ok=True)
         self._thread = threading.Thread(target=self._renew, name="build-lock", daemon=True)
         self._thread.start()
         return True

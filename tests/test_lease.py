@@ -33,6 +33,22 @@ def test_a_held_lease_refuses_a_second_writer_naming_the_holder(tmp_path):
     b.release()
 
 
+def test_the_lease_of_a_process_gone_from_this_machine_is_taken_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    b = fast_lease(tmp_path / "lease.json", lease_s=3600)
+    (tmp_path / "lease.json").write_text(json.dumps({**b.me, "pid": int(gone.stdout), "token": "x", "renewed": time.time()}))
+    b.acquire()  # fresh, but its process has exited: no wait for it to go stale
+    b.release()
+    elsewhere = fast_lease(tmp_path / "lease.json", lease_s=3600)
+    (tmp_path / "lease.json").write_text(json.dumps({"host": "another-node", "pid": int(gone.stdout), "token": "x",
+                                                     "renewed": time.time()}))
+    with pytest.raises(RunBusy, match="another-node"):  # a process on another node cannot be asked: its lease stands
+        elsewhere.acquire()
+
+
 def test_a_stale_lease_is_taken_over_and_force_takes_a_live_one(tmp_path):
     a, b, c = (fast_lease(tmp_path / "lease.json") for _ in range(3))
     a.acquire()

@@ -309,5 +309,8 @@ def test_a_decoder_trained_on_predictions_captions_and_needs_clips():
     recs = {r["metric"]: r["value"] for r in evaluate(model, ctx, ["captioning"])}
     assert np.isfinite(recs["CIDEr"]) and "CIDEr_decoder_ceiling" in recs
     ctx.decoder_clips = None  # a source without clips: the setting is named, nothing is trained
+    failed = evaluate(model, ctx, ["captioning"])  # by default the task's failure is a record, the run goes on
+    assert [r["metric"] for r in failed] == ["failed"] and "train_on=predictions" in failed[0]["error"]
+    ctx.eval.on_task_error = "stop"
     with pytest.raises(ValueError, match="train_on=predictions"):
         evaluate(model, ctx, ["captioning"])

@@ -97,7 +97,10 @@ class Checkpoints:
         if self.rank == 0 and (self.root / tmp).exists():
             shutil.rmtree(self.root / tmp)  # left by a run killed while saving
         barrier()
-        engine.save_checkpoint(str(self.root), tag=tmp, save_latest=False)
+        # frozen parameters (the X-encoder, a frozen Y-encoder, the LM's token table) are rebuilt from the config,
+        # which the run's parity hashes check: a tiny run's checkpoint is its trained weights, not 100 MB of copies
+        engine.save_checkpoint(str(self.root), tag=tmp, save_latest=False,
+                               exclude_frozen_parameters=engine.zero_optimization_stage() < 3)
         torch.save({"rng": torch.get_rng_state(), "meta": meta}, self.root / tmp / client_file(self.rank))
         barrier()
         if self.rank == 0:
@@ -117,7 +120,9 @@ class Checkpoints:
 
     def load(self, engine, tag: str, module_only: bool = False) -> dict[str, Any]:
         """Restore engine state (or only the module's weights) and this rank's RNG; return the meta."""
-        engine.load_checkpoint(str(self.root), tag=tag, load_module_only=module_only,
+        if engine.zero_optimization_stage() < 3:
+            check_fits(engine.module, module_keys(self.root / tag), f"checkpoint {self.root / tag}")
+        engine.load_checkpoint(str(self.root), tag=tag, load_module_only=module_only, load_module_strict=False,
                                load_optimizer_states=not module_only, load_lr_scheduler_states=not module_only)
         client = torch.load(self.root / tag / client_file(self.rank), weights_only=True)
         if not module_only:
@@ -172,10 +177,34 @@ def checkpoint_meta(folder: Path) -> dict[str, Any]:
     return torch.load(folder / client_file(0), weights_only=True)["meta"]
 
 
+def module_keys(folder: Path) -> set[str]:
+    return set(torch.load(folder / MODEL_STATES, map_location="cpu", weights_only=True)["module"])
+
+
+def check_fits(model: torch.nn.Module, saved: set[str], where: str) -> None:
+    """A checkpoint's module states fit the model: every key the model has, but frozen parameters (rebuilt from
+    the config, not saved), and nothing else; raises ValueError naming what does not fit."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    wanted = set(model.state_dict())
+    missing = sorted(wanted - saved - frozen)
+    unexpected = sorted(saved - wanted)
+    if missing or unexpected:
+        raise ValueError(f"{where} does not fit the model its config builds (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]})")
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """A checkpoint's weights (model_state) into the model its config built: the frozen parameters it does not
+    hold are the ones the config built."""
+    check_fits(model, set(state), where)
+    model.load_state_dict(state, strict=False)
+
+
 def model_state(folder: Path) -> dict[str, torch.Tensor]:
     """The whole model's weights from a checkpoint folder, in fp32, whatever its ZeRO stage: the module
     states DeepSpeed keeps whole (ZeRO 0), or the fp32 master weights merged from every rank's optimizer
-    partitions (ZeRO 1-3: DeepSpeed's zero_to_fp32), frozen parameters included."""
+    partitions (ZeRO 1-3: DeepSpeed's zero_to_fp32). Frozen parameters are not in a checkpoint (but those
+    written before December 2026): the config rebuilds them (load_weights)."""
     if not any(f.name.endswith("_optim_states.pt") and "zero" in f.name for f in folder.iterdir()):
         state = torch.load(folder / MODEL_STATES, map_location="cpu", weights_only=True)["module"]
         return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}

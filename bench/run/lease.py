@@ -4,7 +4,8 @@
 takes the lease before it writes anything (bench/run/train.py); while another process holds a fresh one, it
 stops at once in one line naming that holder, and writes nothing. The holder renews it every `renew_s` from
 a thread, so a live run keeps it through long evaluations and cache builds; a lease not renewed for
-`train.lease_s` is stale (its holder was killed) and is taken over. `--force` (bench.train) takes a fresh
+`train.lease_s` is stale (its holder was killed) and is taken over; so is, at once, the lease of a holder
+that ran on this machine and whose process is gone. `--force` (bench.train) takes a fresh
 one too: the old holder sees, at its next renewal, that the lease is no longer its own, and stops at its next
 step without writing more.
 
@@ -59,7 +60,7 @@ class Lease:
     def acquire(self, force: bool = False) -> None:
         """Take the lease, or raise RunBusy naming its live holder (force: take a fresh one too)."""
         held = self.holder()
-        if held and not self._mine(held) and not force and time.time() - held.get("renewed", 0.0) < self.lease_s:
+        if held and not self._mine(held) and not force and self._live(held):
             raise RunBusy(f"{self.path.parent} is being written by {describe(held)}; "
                           f"wait for it, or stop it, or take over with --force")
         self._write()
@@ -70,6 +71,19 @@ class Lease:
                           f"{describe(held or {})}")
         self._thread = threading.Thread(target=self._renew, name="run-lease", daemon=True)
         self._thread.start()
+
+    def _live(self, holder: dict[str, Any]) -> bool:
+        """A holder is live while its lease is fresh, unless it ran on this host and its process is gone."""
+        if time.time() - holder.get("renewed", 0.0) >= self.lease_s:
+            return False
+        if holder.get("host") == self.me["host"] and isinstance(holder.get("pid"), int):
+            try:
+                os.kill(holder["pid"], 0)
+            except ProcessLookupError:
+                return False  # killed on this machine: no need to wait for its lease to go stale
+            except PermissionError:
+                return True  # alive, another user's
+        return True
 
     def _write(self) -> None:
         write_json(self.path, {**self.me, "renewed": time.time()})

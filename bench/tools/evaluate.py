@@ -34,7 +34,7 @@ from bench.eval.tasks import TASKS, evaluate
 from bench.eval.tasks.common import EvalContext
 from bench.results import RUN_RECORD, RunDir, append_jsonl, prediction_writer
 from bench.run.build import build_model
-from bench.run.checkpoint import MODEL_STATES, checkpoint_meta, is_checkpoint, model_state, read_latest
+from bench.run.checkpoint import MODEL_STATES, checkpoint_meta, is_checkpoint, load_weights, model_state, read_latest
 from bench.run.engine import plan_stages
 from bench.run.provenance import git_commit
 from bench.tools.export import ExportError, is_export, load_export, read_export, x_encoder_mismatch
@@ -59,7 +59,7 @@ def load_checkpointed_model(run: RunDir, ckpt: Path) -> tuple[RunConfig, torch.n
     record = run.read_record()
     cfg = from_dict(RunConfig, record["config"])
     model = build_model(cfg)
-    model.load_state_dict(model_state(ckpt))
+    load_weights(model, model_state(ckpt), str(ckpt))
     problem = x_encoder_mismatch(model, record.get("parity", {}))
     if problem:
         raise ValueError(f"{run.path}: built from the config and loaded from {ckpt.name}, {problem}")

@@ -38,7 +38,7 @@ from bench.config import RunConfig
 from bench.configlib import from_dict, to_dict
 from bench.results import RunDir, read_json, write_json
 from bench.run.build import build_model
-from bench.run.checkpoint import checkpoint_meta, model_state, read_latest
+from bench.run.checkpoint import checkpoint_meta, load_weights, model_state, read_latest
 from bench.run.resolve import resolve_model_config
 from models.config import BackboneConfig, ModelConfig, TextPretrainingConfig
 from models.encoders import load_tokenizer, resolve_source
@@ -107,10 +107,10 @@ def export(run: RunDir, ckpt: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     portable = dataclasses.replace(cfg, model=portable_model_config(cfg.model, out))
     model = _build(portable, out)
-    missing, unexpected = model.load_state_dict(model_state(ckpt), strict=False)
-    if missing or unexpected:
-        raise ExportError(f"{ckpt}: the checkpoint does not fit the model its config builds (missing "
-                          f"{missing[:5]}, unexpected {unexpected[:5]})")
+    try:
+        load_weights(model, model_state(ckpt), str(ckpt))
+    except ValueError as e:
+        raise ExportError(str(e)) from None
     _check_x_encoder(model, record.get("parity", {}), ckpt)
     save_model(model, str(out / WEIGHTS), metadata={"format": "pt", "run_id": record["run_id"]})
     write_json(out / CONFIG, {
