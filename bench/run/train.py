@@ -11,11 +11,9 @@ run: while another holds it (bench/run/lease.py), a second one stops at once in 
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,72 +39,10 @@ from bench.run.lease import Lease, RunBusy
 from bench.run.liveness import Heartbeat, Watchdog
 from bench.run.progress import Console, StepLog
 from bench.run.provenance import git_commit, versions
+from bench.run.signals import Preempted, StopFlag
+from bench.run.state import RunState
 from bench.run.step import NonFiniteLoss, optimizer_step, seed_process, to_device
 from bench.run.trackers import Trackers
-
-STOP_SIGNALS = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM)
-
-
-class Preempted(Exception):
-    """The run checkpointed on a signal and stopped; running it again resumes it."""
-
-
-class _StopFlag:
-    def __init__(self):
-        self.signum: int | None = None
-        self._old = {}
-
-    def __enter__(self):
-        for s in STOP_SIGNALS:
-            try:
-                self._old[s] = signal.signal(s, self._handle)
-            except ValueError:  # not the main thread: the launcher handles signals
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        self.signum = signum
-
-    def forward(self) -> None:
-        """After our checkpoint: hand the signal to the handler that was there before (submitit's
-        requeue on SIGUSR2, its bypass on SIGTERM), if there was one."""
-        old = self._old.get(self.signum)
-        if callable(old):
-            old(self.signum, None)
-
-    def __exit__(self, *exc):
-        for s, h in self._old.items():
-            signal.signal(s, h)
-
-
-@dataclass
-class RunState:
-    """Where a run is and what it has counted, as of its latest checkpoint: saved in every checkpoint's meta
-    (state_dict) and restored from it (from_state_dict), here and nowhere else."""
-
-    stage: int = 0  # index of the stage the checkpoint is in
-    stage_position: int = 0  # samples into that stage
-    samples_seen: int = 0  # samples into the run
-    evaluated: set[int] = field(default_factory=set)  # grid points evaluated
-    skipped: int = 0  # micro-batches skipped for a non-finite loss (train.nonfinite=skip)
-    replaced: int = 0  # unreadable samples replaced (on this process)
-    flops_per_sample: dict[int, float] = field(default_factory=dict)  # stage index -> training FLOPs per sample
-    train_s: float = 0.0  # seconds spent in optimizer steps, across resumes
-    log_window: dict[str, list[float]] = field(default_factory=dict)  # the steps since the last metrics row
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "stage_position": self.stage_position, "samples_seen": self.samples_seen,
-                "evaluated": sorted(self.evaluated), "skipped": self.skipped, "replaced": self.replaced,
-                "flops_per_sample": {str(k): v for k, v in self.flops_per_sample.items()}, "train_s": self.train_s,
-                "log_window": {k: list(v) for k, v in self.log_window.items()}}
-
-    @classmethod
-    def from_state_dict(cls, meta: dict[str, Any]) -> RunState:
-        return cls(stage=meta["stage"], stage_position=meta["stage_position"], samples_seen=meta["samples_seen"],
-                   evaluated=set(meta.get("evaluated", [])), skipped=meta.get("skipped", 0),
-                   replaced=meta.get("replaced", 0), train_s=meta.get("train_s", 0.0),
-                   flops_per_sample={int(k): v for k, v in meta.get("flops_per_sample", {}).items()},
-                   log_window={k: list(v) for k, v in meta.get("log_window", {}).items()})
 
 
 class Run:
@@ -226,7 +162,7 @@ class Run:
             self._count_flops(model)  # the model's own FLOPs: before recomputation or compilation
             for done in speedups.apply(model, self.cfg.train.activation_checkpointing, self.cfg.train.compile):
                 self.log(done)
-            with _StopFlag() as stop:
+            with StopFlag() as stop:
                 for stage in self.stages:
                     self._run_stage(model, stage, ckpts, stop)
         except (Preempted, SystemExit, RunBusy):  # checkpointed on a signal (submitit's requeue exits the process),
@@ -353,7 +289,7 @@ class Run:
             self._sources[stage.index] = train_samples(stage_data(self.cfg.data, stage), self.cfg.seed)
         return self._sources[stage.index]
 
-    def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, stop: _StopFlag) -> None:
+    def _run_stage(self, model, stage: StagePlan, ckpts: Checkpoints, stop: StopFlag) -> None:
         resumed = self.state if self.resumed_from else None
         if resumed and resumed.stage > stage.index:
             return  # finished before the resume
