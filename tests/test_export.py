@@ -26,6 +26,7 @@ def test_export_then_eval_gives_the_runs_own_metrics(tmp_path, zero, capsys):
     out = tmp_path / "exported"
     assert export_main([str(run.path), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors", "tokenizers"]
+    assert {f.stat().st_mode & 0o777 for f in out.rglob("*") if f.is_file()} == {0o644}  # one mode, shared
     info = json.loads((out / "config.json").read_text())
     assert info["run_id"] == run.path.name and info["samples_seen"] == 128
     shutil.rmtree(tmp_path / "runs")  # the export stands alone: no run folder, no DeepSpeed checkpoint

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from bench.config import EXPERIMENTS, REPO_ROOT
-from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl
+from bench.config import EXPERIMENTS, REPO_ROOT, load_run_config
+from bench.results import EVALS, RUN_RECORD, read_json, read_jsonl, write_json
 from bench.sweep.config import load_sweep_config
 from bench.sweep.plan import SweepError, check_parity, expand, grid_points, main
 from tests.conftest import sweep_file, tiny_sweep
@@ -145,6 +145,16 @@ def test_local_sweep_completes_then_relaunch_submits_nothing(tmp_path, capsys):
     assert "nothing to submit" in capsys.readouterr().out
     assert main([str(f), "--status"]) == 0
     assert capsys.readouterr().out.count("| done |") == 2
+    # --clean checkpoints: a finished run's checkpoints go, its records stay; a run not done keeps its own
+    dirs = [tmp_path / "results" / "runs" / r["run_id"] for r in record["runs"]]
+    assert all((d / "checkpoints").is_dir() for d in dirs)
+    kept = read_json(dirs[1] / RUN_RECORD)
+    write_json(dirs[1] / RUN_RECORD, {**kept, "status": "preempted"})
+    assert main([str(f), "--clean", "checkpoints"]) == 0
+    out = capsys.readouterr().out
+    assert "removed the checkpoints of 1 finished run(s)" in out and dirs[1].name in out
+    assert not (dirs[0] / "checkpoints").exists() and read_jsonl(dirs[0] / EVALS)
+    assert (dirs[1] / "checkpoints").is_dir()
 
 
 # ---------------------------------------------------------------- Slurm (CI starts a real cluster)
@@ -349,3 +359,25 @@ def test_the_sweep_eta_holds_when_replayed_over_every_recorded_sweep():
                 ratio = max(eta / (end - t), (end - t) / eta)
                 worst[record.stem] = max(worst.get(record.stem, 1.0), ratio)
     assert len(worst) >= 10 and max(worst.values()) <= 2.5, worst
+
+
+def test_a_launched_job_shows_as_running_at_once_and_takes_that_back_when_it_fails_to_start(tmp_path, monkeypatch):
+    from bench.configlib import to_dict
+    from bench.sweep.launch import TrainJob
+    from bench.sweep.status import run_state
+
+    cfg = load_run_config("base/tiny.yaml", [f"output_dir={tmp_path}"])
+    job = TrainJob(to_dict(cfg))
+    assert run_state(cfg, cfg.run_id) == "new"
+    beat = job.announce()  # before the trainer's imports: --status sees the run from its first second
+    assert run_state(cfg, cfg.run_id).startswith("running: launching, at 0 samples")
+    assert job.announce() is None  # a live heartbeat is left to its writer
+    beat.unlink()
+
+    def refuse(cfg, **kw):
+        raise ValueError("refused")
+
+    monkeypatch.setattr("bench.run.train.run", refuse)
+    with pytest.raises(ValueError, match="refused"):
+        job()
+    assert run_state(cfg, cfg.run_id) == "new"  # not 'running' until its heartbeat went stale

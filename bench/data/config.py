@@ -21,7 +21,7 @@ class ShapesConfig:
     classes: Literal["colour_motion", "shape_motion"] = field(
         default="colour_motion",
         metadata={"help": "classification labels: the actor's colour or shape, with its motion. The tiny preset's "
-                          "random frozen encoder carries no shape a probe can find (README, Results)"})
+                          "random frozen encoder carries no shape a probe can find (docs/results.md)"})
     held_out_combos: int = field(default=4, metadata={"ge": 0, "help": "shape-colour pairs seen only in the novel split"})
     train_size: int = field(default=10000, metadata={"ge": 1})
     val_size: int = field(default=400, metadata={"ge": 1})

@@ -19,6 +19,8 @@ from typing import Any
 
 from bench.config import LaunchConfig, RunConfig
 from bench.configlib import from_dict, to_dict
+from bench.results import RunDir
+from bench.run.liveness import Heartbeat, liveness, read_heartbeat
 
 EXECUTORS = ("slurm", "local", "inline")
 
@@ -30,19 +32,49 @@ class TrainJob:
         self.config, self.threads = config, threads  # threads: torch's intra-op threads (None: its default)
 
     def __call__(self) -> str:
-        if self.threads:
-            import torch
+        announced = self.announce()
+        try:
+            if self.threads:
+                import torch
 
-            torch.set_num_threads(self.threads)
-        # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
-        # pickles this job, and its --status, do not
-        from bench.run.train import Preempted, run
-
+                torch.set_num_threads(self.threads)
+            # lazy: the job process needs the trainer (torch, DeepSpeed: ~9 s to import); the sweep command that
+            # pickles this job, and its --status, do not
+            from bench.run.train import Preempted, run
+        except BaseException:
+            self.withdraw(announced)
+            raise
         try:
             return run(from_dict(RunConfig, self.config))["status"]
         except Preempted:
             # checkpointed on a signal: end without a result, so the requeued job's result is the one kept
             raise SystemExit(-1) from None
+        except BaseException:
+            self.withdraw(announced)
+            raise
+
+    def announce(self) -> Path | None:
+        """Say at once that the run is launching (its heartbeat), before the trainer's imports and checks, so
+        that --status shows it as running from its first second, not as new. A live heartbeat (another
+        process holds the run) is left alone: the run itself then refuses to start, naming its holder."""
+        env = os.environ
+        if int(env.get("RANK", env.get("SUBMITIT_LOCAL_GLOBALID", env.get("SLURM_PROCID", "0")))) != 0:
+            return None  # one writer: the main process (bench/dist.py reads the same variables)
+        cfg = from_dict(RunConfig, self.config)
+        path = RunDir.of(cfg.output_dir, cfg.run_id).heartbeat
+        if liveness(path, cfg.train.stall_after_s) is not None:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Heartbeat(path).beat("launching")
+        return path
+
+    @staticmethod
+    def withdraw(announced: Path | None) -> None:
+        """A job that failed before its run took over the heartbeat (an import, a refused config, a run busy
+        elsewhere) takes back its 'launching': the run shows as it was, not as running until it goes stale."""
+        beat = read_heartbeat(announced) if announced else None
+        if beat and beat.get("phase") == "launching":
+            announced.unlink(missing_ok=True)
 
     def checkpoint(self, *args: Any, **kwargs: Any):
         import submitit

@@ -24,8 +24,9 @@ from bench.configlib import to_dict
 from bench.data.loader import fingerprint
 from bench.data.sources import stage_data, train_samples, training_data_problems
 from bench.eval.sets.resolve import EvalSetError, validate
-from bench.results import RUNS, SWEEPS, read_json, write_json
+from bench.results import RUNS, SWEEPS, RunDir, read_json, write_json
 from bench.run.engine import plan_stages
+from bench.sweep.clean import CLEANABLE, clean_checkpoints, describe
 from bench.sweep.config import ZIP_LABEL, SweepConfig, load_sweep_config
 from bench.sweep.launch import EXECUTORS, default_executor, describe_outcome, submit
 from bench.sweep.status import RunStatus, clock, statuses, summary, table
@@ -279,6 +280,8 @@ def parser() -> argparse.ArgumentParser:
                                                                  "queued or moving")
     p.add_argument("--max-parallel", type=int, help="runs at once (local: default 1; slurm: the array throttle)")
     p.add_argument("--wait", action="store_true", help="slurm: wait until every job ends")
+    p.add_argument("--clean", choices=CLEANABLE, help="checkpoints: remove the finished runs' checkpoints (their "
+                                                      "records stay; a run not done keeps its own); submit nothing")
     p.add_argument("--results", help="the results store (runs/ and sweeps/ inside); default: the sweep file's "
                                      "'results', else results/")
     return p
@@ -304,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.status or args.watch:
         return show_status(sweep, runs, args.watch)
+    if args.clean:
+        states = sweep_statuses(sweep, runs)
+        print(describe(*clean_checkpoints([RunDir.of(r.cfg.output_dir, r.run_id) for r in runs], [s.kind == "done" for s in states])))
+        return 0
     print(parity_summary(runs, swept))
     states = sweep_statuses(sweep, runs)
     todo = [r for r, s in zip(runs, states) if s.kind != "done" and not s.live]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -112,12 +113,17 @@ def export(run: RunDir, ckpt: Path, out: Path) -> Path:
     except ValueError as e:
         raise ExportError(str(e)) from None
     _check_x_encoder(model, record.get("parity", {}), ckpt)
-    save_model(model, str(out / WEIGHTS), metadata={"format": "pt", "run_id": record["run_id"]})
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_model(model, str(tmp), metadata={"format": "pt", "run_id": record["run_id"]})
+    os.replace(tmp, out / WEIGHTS)  # whole or absent: a killed export leaves no half-written weights
     write_json(out / CONFIG, {
         "format": FORMAT, "run_id": record["run_id"], "name": cfg.name, "checkpoint": ckpt.name,
         "samples_seen": meta["samples_seen"], "stage": meta["stage"], "parity": record.get("parity", {}),
         "git_commit": record.get("git_commit"), "exported": time.time(), "config": to_dict(portable),
     })
+    for f in out.rglob("*"):  # one mode for every file: safetensors writes its file private (0600)
+        if f.is_file():
+            f.chmod(0o644)
     return out
 
 

@@ -3,7 +3,7 @@
     python -m bench.tools.probe base/tiny.yaml [section.key=value ...] [--clips 4000]
 
 A task whose answer the frozen features do not carry cannot be learned by either twin, whatever the
-loss; this is how the tiny preset's class set was chosen (README, Results). The features are the ones
+loss; this is how the tiny preset's class set was chosen (docs/results.md). The features are the ones
 the runs train on (the shared feature cache, built if missing). Each attribute gets an L2-regularised
 logistic regression (scikit-learn) fitted on 3/4 of the clips and scored on the rest, beside the
 majority-class rate. Writes results/probe/<config hash>.json and prints a Markdown table.
