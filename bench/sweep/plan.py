@@ -308,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.status or args.watch:
         return show_status(sweep, runs, args.watch)
     if args.clean:
-        states = sweep_statuses(sweep, runs)
-        print(describe(*clean_checkpoints([RunDir.of(r.cfg.output_dir, r.run_id) for r in runs], [s.kind == "done" for s in states])))
+        done = [s.kind == "done" for s in sweep_statuses(sweep, runs)]
+        print(describe(*clean_checkpoints([RunDir.of(r.cfg.output_dir, r.run_id) for r in runs], done)))
         return 0
     print(parity_summary(runs, swept))
     states = sweep_statuses(sweep, runs)
