@@ -1,24 +1,35 @@
-"""Figures from the metrics frame (matplotlib; PNG and PDF; one colour per model everywhere)."""
+"""Figures from the metrics frame (matplotlib; PNG and PDF; one colour per model everywhere, one colour per
+condition across the figures of a sweep: analysis/figstyle.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
+import matplotlib.lines
 import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from analysis.figstyle import (  # noqa: E402
+    MODEL_COLOURS,
+    OTHER_COLOURS,
+    column_names,
+    condition_labels,
+    display_name,
+    factor_words,
+    legend_outside,
+    log_ticks,
+    palette,
+)
 from analysis.records import interval  # noqa: E402
 from analysis.tables import REFERENCE, labels_of, reference  # noqa: E402
 from bench.eval.curves import REFERENCE_RATE, monotone, reduction_factor  # noqa: E402
 
 plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
-
-MODEL_COLOURS = {"vljepa": "#1f5fa8", "vlm": "#c4432b"}
-OTHER_COLOURS = ["#2a9d5c", "#8a4fbf", "#d18f1d", "#5a5a5a", "#17a2b8", "#b5487d"]
 
 
 def colour(name: str, i: int = 0) -> str:
@@ -26,9 +37,12 @@ def colour(name: str, i: int = 0) -> str:
 
 
 def save(fig, out: Path, stem: str) -> list[Path]:
+    """The figure as PNG and PDF; laid out tight unless it has a layout of its own (the constrained layout
+    of a figure with a legend outside its panels)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     for p in paths:
         fig.savefig(p, dpi=160)
     plt.close(fig)
@@ -70,14 +84,13 @@ def _curve(ax, g: pd.DataFrame, x: str, label: str) -> None:
         mean = [m for _, m, _, _ in stats]
         half = [h for _, _, h, _ in stats]
         c = colour(model, i)
-        ax.plot(xs, mean, marker="o", ms=3, color=c, label=model)
+        ax.plot(xs, mean, marker="o", ms=3, color=c, label=display_name(model))
         ax.fill_between(xs, [m - h for m, h in zip(mean, half)], [m + h for m, h in zip(mean, half)], color=c, alpha=0.18)
     chance = g["chance"].dropna()
     if len(chance):
         ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
     ax.set_xscale("log")
     ax.set_ylabel(label)
-    ax.legend(frameon=False, fontsize=8)
 
 
 # (task, metric) -> the column of results/reference/controlled_comparison.csv that has the paper's number
@@ -96,10 +109,8 @@ def _paper_points(ax, task: str, metric: str, models: list[str]) -> bool:
         rows = ref[(ref["model"] == model) & ref[column].notna()].sort_values("samples_seen")
         if len(rows):
             ax.plot(rows["samples_seen"], rows[column], ls="--", lw=0.8, marker="D", ms=4, mfc="none",
-                    color=colour(model, i), label=f"{model}, paper")
+                    color=colour(model, i), label=f"{display_name(model)}, paper")
             drawn = True
-    if drawn:
-        ax.legend(frameon=False, fontsize=7)
     return drawn
 
 
@@ -111,7 +122,8 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
     f = frame[(frame["sweep"] == sweep)].dropna(subset=["task"])
     with_flops = "train_flops" in f and f["train_flops"].notna().any() and (f["train_flops"] > 0).any()
     rows = 2 if with_flops else 1
-    fig, axes = plt.subplots(rows, len(panels), figsize=(3.4 * len(panels), 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, len(panels), figsize=(3.4 * len(panels) + 1.3, 2.8 * rows), squeeze=False,
+                             layout="constrained")
     for j, (task, metric, label) in enumerate(panels):
         g = f[(f["task"] == task) & (f["metric"] == metric) & (f["samples_seen"] > 0)]
         _curve(axes[0][j], g, "samples_seen", label)
@@ -121,9 +133,9 @@ def sample_efficiency(frame: pd.DataFrame, sweep: str, panels: list[tuple[str, s
         if with_flops:
             ax = axes[1][j]
             _curve(ax, g[g["train_flops"] > 0], "train_flops", label)
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _flops(v)))
-            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            log_ticks(ax, _flops)
             ax.set_xlabel("training FLOPs")
+    legend_outside(fig, axes.flat)
     return save(fig, out, figure_name(sweep, "sample_efficiency"))
 
 
@@ -133,28 +145,38 @@ def _tick(label: str, width: int = 28) -> str:
     return "\n".join(textwrap.wrap(textwrap.shorten(label, 2 * width, placeholder=" ..."), width)) or label
 
 
-def ablation_chart(table: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
-    """Grouped bars: one group per metric of the table, one bar per setting, 95% intervals, chance marked."""
+def _paper_marks(ax, table: pd.DataFrame, lab: str) -> None:
+    """The paper's number for each setting that has one, as a hollow diamond over its bar."""
+    if f"{lab} paper" not in table.columns:
+        return
+    paper = [(i, v) for i, v in enumerate(table[f"{lab} paper"]) if v is not None and not pd.isna(v)]
+    if paper:
+        ax.plot([i for i, _ in paper], [v for _, v in paper], ls="none", marker="D", ms=5, mfc="white",
+                mec="black", label="paper")
+
+
+def ablation_chart(table: pd.DataFrame, sweep: str, out: Path, colours: dict[str, str] | None = None) -> list[Path]:
+    """Grouped bars: one panel per metric of the table, titled by the metric, one bar per setting in the
+    sweep's order, 95% intervals, chance dotted, the paper's numbers as diamonds. colours: the sweep's
+    palette (label -> colour, analysis/figstyle.py), so a setting has the colour of its training curves."""
     labels = labels_of(table)
-    fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels), 2.8), squeeze=False)
+    settings = [str(s) for s in table["setting"]]
+    colours = {**palette(settings), **(colours or {})}
+    fig, axes = plt.subplots(1, len(labels), figsize=(3.0 * len(labels) + 0.9, 3.0), squeeze=False,
+                             layout="constrained")
     for ax, lab in zip(axes[0], labels):
-        settings = [_tick(str(s)) for s in table["setting"]]
         means = [r[lab][0] for _, r in table.iterrows()]
         halves = [r[lab][1] for _, r in table.iterrows()]
-        ax.bar(range(len(settings)), means, yerr=halves, capsize=3,
-               color=[OTHER_COLOURS[i % len(OTHER_COLOURS)] for i in range(len(settings))])
+        ax.bar(range(len(settings)), means, yerr=halves, capsize=3, color=[colours[s] for s in settings])
         chance = table[f"{lab} chance"].dropna()
         if len(chance):
-            ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":")
-        paper = [(i, r[f"{lab} paper"]) for i, (_, r) in enumerate(table.iterrows())
-                 if f"{lab} paper" in table.columns and r[f"{lab} paper"] is not None and not pd.isna(r[f"{lab} paper"])]
-        if paper:
-            ax.plot([i for i, _ in paper], [v for _, v in paper], ls="none", marker="D", ms=5, mfc="white",
-                    mec="black", label="paper")
-            ax.legend(frameon=False, fontsize=7)
-        ax.set_xticks(range(len(settings)), settings, rotation=35, ha="right", fontsize=8)
-        ax.set_title(lab)
-        ax.set_ylabel("CIDEr" if lab.startswith("CIDEr") else "% (dotted: chance)")
+            ax.axhline(chance.mean(), color="grey", lw=0.8, ls=":", label="chance")
+        _paper_marks(ax, table, lab)
+        ax.set_xticks(range(len(settings)), [_tick(s) for s in settings], rotation=35, ha="right", fontsize=8)
+        title, ylabel = column_names(lab)
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(ylabel)
+    legend_outside(fig, axes[0], fontsize=7)
     return save(fig, out, figure_name(sweep, "ablation"))
 
 
@@ -182,7 +204,7 @@ def selective_factor(f: pd.DataFrame, short: bool = False, curves: dict | None =
         return ""
     averaged = reduction_factor(means["uniform_pooled"], means["adaptive_pooled"])
     control = reduction_factor(means["uniform_pooled"], means["uniform_pooled"])
-    text = f"{averaged:.2f}x fewer decodes" if averaged else "adaptive never reaches it"
+    text = factor_words(averaged) if averaged else "adaptive never reaches it"
     text += f"; control, uniform against itself: {control:.2f}x" if control else ""
     if short:
         return f"adaptive vs uniform at uniform's {REFERENCE_RATE:g} Hz CIDEr: {text}"
@@ -244,7 +266,7 @@ def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]
     read from; the factor marked: uniform's CIDEr at the reference rate (dashed) and the rate at which
     adaptive reaches it (arrow)."""
     f = frame[(frame["sweep"] == sweep) & (frame["task"] == "streaming")]
-    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
     curves = seed_mean_curves(f)
     for i, (strategy, curve) in enumerate(curves.items()):
         xs = sorted(curve)
@@ -265,38 +287,65 @@ def selective_decoding(frame: pd.DataFrame, sweep: str, out: Path) -> list[Path]
             ax.annotate("", xy=(rate, target), xytext=(REFERENCE_RATE, target),
                         arrowprops={"arrowstyle": "->", "color": "#1f5fa8", "lw": 1.4})
             ax.plot([rate, REFERENCE_RATE], [target, target], ls="none", marker="|", ms=10, color="#1f5fa8")
-            ax.text((rate * REFERENCE_RATE) ** 0.5, target, f"{factor:.2f}x fewer decodes\n", ha="center",
+            ax.text((rate * REFERENCE_RATE) ** 0.5, target, f"{factor_words(factor)}\n", ha="center",
                     va="bottom", fontsize=8, color="#1f5fa8")
     ax.set_title(f"Selective decoding ({sweep}): adaptive vs uniform", fontsize=9)
     ax.set_xscale("log")
     _ticks_at(ax, sorted({x for curve in curves.values() for x in curve}), label="{:g}".format, fontsize=7)
     ax.set_xlabel("decodes per second")
     ax.set_ylabel("CIDEr")
-    ax.legend(frameon=False, fontsize=7)
+    legend_outside(fig, [ax], fontsize=7)
     return save(fig, out, figure_name(sweep, "selective_decoding"))
 
 
-def training_loss(curves: pd.DataFrame, sweep: str, out: Path) -> list[Path]:
+SEED_LINE = {"lw": 1.1, "alpha": 0.8}  # each seed: thin, in the condition's colour, readable where it strays
+MEAN_LINE = {"lw": 1.8}  # their mean: thicker, a darker shade of that colour on top (the seeds of the tiny
+# preset agree closely: a mean in the seeds' own colour hid them)
+
+
+def _darker(c: str, k: float = 0.45) -> tuple[float, float, float]:
+    """c mixed with black (k: the share of black): the mean stands out from its seeds yet keeps their hue."""
+    return tuple((1 - k) * v for v in matplotlib.colors.to_rgb(c))
+
+
+def _loss_panel(ax, g: pd.DataFrame, c: str, title: str) -> None:
+    """One condition's training loss: each seed a thin line, their mean a thick, darker one."""
+    for _, gs in g.groupby("seed"):
+        ax.plot(gs["samples_seen"], gs["loss"], color=c, **SEED_LINE)
+    mean = g.groupby("samples_seen")["loss"].mean()
+    ax.plot(mean.index, mean.values, color=_darker(c), **MEAN_LINE)
+    ax.set_title(_tick(title, 48), fontsize=8)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))  # 30k, not 30000 run into its neighbours
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: _human(v)))
+    ax.set_xlabel("samples seen")
+    ax.set_ylabel("training loss")
+
+
+def _line_key(fig) -> None:
+    """The figure's legend: what a thin and a thick line are (in grey: each panel has its own colour)."""
+    handles = [matplotlib.lines.Line2D([], [], color="#8a8a8a", **SEED_LINE),
+               matplotlib.lines.Line2D([], [], color=_darker("#8a8a8a"), **MEAN_LINE)]
+    fig.legend(handles, ["each seed", "mean over seeds"], loc="outside right upper", frameon=False, fontsize=8)
+
+
+def training_loss(curves: pd.DataFrame, sweep: str, out: Path, labels: dict[str, str] | None = None,
+                  colours: dict[str, str] | None = None) -> list[Path]:
     """The training loss against samples seen, one panel per condition (losses of different kinds do not
-    share a scale): each seed a thin line, their mean a thick one."""
-    conditions = list(dict.fromkeys(curves["condition"]))
+    share a scale) in the sweep's order, titled by the condition's readable label, in the colour the
+    sweep's other figures give it (labels: condition -> label, colours: label -> colour; both
+    analysis/figstyle.py, derived from the curves' own columns where not given)."""
+    given = labels or {}
+    labels = {**given, **{c: n for c, n in condition_labels(curves).items() if c not in given}}
+    present = set(curves["condition"])
+    conditions = [c for c in labels if c in present]
+    colours = {**palette(labels.values()), **(colours or {})}
     cols = min(len(conditions), 3)
     rows = -(-len(conditions) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols + 1.2, 2.4 * rows), squeeze=False, layout="constrained")
     for k, condition in enumerate(conditions):
-        ax = axes[k // cols][k % cols]
-        g = curves[curves["condition"] == condition]
-        model = str(g["model"].iloc[0])  # a model's own colour where the conditions are models (the twins)
-        twins = model in MODEL_COLOURS and curves["model"].nunique() > 1
-        c = MODEL_COLOURS[model] if twins else OTHER_COLOURS[k % len(OTHER_COLOURS)]
-        for _, gs in g.groupby("seed"):
-            ax.plot(gs["samples_seen"], gs["loss"], color=c, lw=0.6, alpha=0.5)
-        mean = g.groupby("samples_seen")["loss"].mean()
-        ax.plot(mean.index, mean.values, color=c, lw=1.6)
-        label = g["label"].iloc[0] if "label" in g and isinstance(g["label"].iloc[0], str) else condition
-        ax.set_title(_tick(label, 48), fontsize=8)
-        ax.set_xlabel("samples seen")
-        ax.set_ylabel("training loss")
+        label = labels[condition]
+        _loss_panel(axes[k // cols][k % cols], curves[curves["condition"] == condition], colours[label], label)
     for k in range(len(conditions), rows * cols):
         axes[k // cols][k % cols].axis("off")
+    _line_key(fig)
     return save(fig, out, figure_name(sweep, "training"))

@@ -100,17 +100,18 @@ def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:
 
 def training_curves(results: str | Path) -> pd.DataFrame:
     """One row per (run, sweep, logged window of steps): samples_seen and the training loss, with the run's
-    sweep, condition, seed and model (metrics.jsonl; runs without logged steps have no rows)."""
+    sweep, condition, its label and place in the sweep's order, seed and model (metrics.jsonl; runs without
+    logged steps have no rows)."""
     results = Path(results)
     run_frame = runs(results)
-    columns = ["run_id", "sweep", "condition", "label", "seed", "model", "samples_seen", "loss"]
+    columns = ["run_id", "sweep", "condition", "label", "order", "seed", "model", "samples_seen", "loss"]
     if run_frame.empty:
         return pd.DataFrame(columns=columns)
     rows = [{"run_id": rid, "samples_seen": r["samples_seen"], "loss": r["loss"]}
             for rid in run_frame["run_id"].unique()
             for r in read_jsonl(RunDir(results / RUNS / rid).metrics) if "loss" in r]
     steps = pd.DataFrame(rows, columns=["run_id", "samples_seen", "loss"])
-    return run_frame[["run_id", "sweep", "condition", "label", "seed", "model"]].merge(steps, on="run_id")[columns]
+    return run_frame[columns[:-2]].merge(steps, on="run_id")[columns]
 
 
 def summary_rows(ev: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import captions, evalnoise, figures, power, tables
+from analysis import captions, evalnoise, figstyle, figures, power, tables
 from analysis import templates as tpl
 from analysis.records import metrics, runs, training_curves
 from bench.results import SWEEPS, read_json
@@ -71,6 +71,16 @@ class Sweep:
     @property
     def kind(self) -> str:
         return kind(self.models)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each condition's readable label, in the sweep's order: what its figures title and colour it by."""
+        return figstyle.condition_labels(self.frame, self.key)
+
+    @property
+    def colours(self) -> dict[str, str]:
+        """The sweep's one palette (label -> colour): a condition has the same colour in all its figures."""
+        return figstyle.palette(self.labels.values())
 
     @property
     def names(self) -> dict[str, str] | None:
@@ -198,7 +208,7 @@ def _ablation_table(store: Store, sweep: Sweep, columns: list) -> list[str]:
     table = tables.ablation_table(sweep.frame, sweep.name, sweep.key, PAPER_ABLATION.get(sweep.name, sweep.name), columns)
     if table.empty:
         return tpl.fill(tpl.ABLATION_NOT_DONE)
-    paths = figures.ablation_chart(table, sweep.name, store.figure_dir)
+    paths = figures.ablation_chart(table, sweep.name, store.figure_dir, sweep.colours)
     caption = tpl.ABLATION_CAPTION.format(sweep=sweep.name, key=sweep.key, command=sweep.command)
     latex = f"{sweep.name}.tex"
     (store.out / latex).write_text(tables.to_latex(table, tpl.ABLATION_LATEX_CAPTION.format(sweep=sweep.name, key=sweep.key)))
@@ -228,7 +238,7 @@ def _training_loss(store: Store, sweep: Sweep) -> list[str]:
     curves = store.losses[store.losses["sweep"] == sweep.name]
     if not len(curves):
         return []
-    paths = figures.training_loss(curves, sweep.name, store.figure_dir)
+    paths = figures.training_loss(curves, sweep.name, store.figure_dir, sweep.labels, sweep.colours)
     return tpl.fill(tpl.TRAINING_LOSS, image=_img(paths, store.out), sweep=sweep.name)
 
 
