@@ -3,7 +3,9 @@
 - X features: the frozen X-encoder's output for every clip of a set of visuals (the training clips, or
   an eval set's clips, from the world or from files), keyed by the encoder's weight hash, its pooling,
   and the identity of the clips (the world's settings, or the files and how they are read). With it a
-  training step or an evaluation neither renders, decodes nor encodes video.
+  training step or an evaluation neither renders, decodes nor encodes video. A clip that cannot be decoded
+  (a broken file in an eval set) gets a row of zeros, and its index and error are kept beside the features
+  (unreadable_clips), so the set is cached once and every run that reads it knows which clips to leave out.
 - Y targets: a frozen Y-encoder's pooled output for every target text a stage can draw, and for every
   text an eval set has it encode (the hard negatives), keyed by the encoder's weight hash, its tokenizer
   settings and the texts.
@@ -33,6 +35,7 @@ from bench.build_once import BuildOnce
 from bench.config import REPO_ROOT
 from bench.data.loader import collate
 from bench.data.shapes import ShapesWorld, TrainSamples, WorldClips
+from bench.data.video import VideoError
 from bench.dist import barrier
 from models.encoders import weight_hash
 from models.protocol import frozen_text_encoder_of
@@ -54,19 +57,21 @@ def content_key(*parts: Any) -> str:
 
 
 def _build(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], rank: int, log,
-           what: str) -> np.ndarray:
+           what: str, finish: Callable[[], None] | None = None) -> np.ndarray:
     """Rank 0 fills a .npy in BATCH-row chunks under a temporary name and renames it; others wait, and so do
     other jobs that want the same entry (bench/build_once.py: one builds it). Progress is logged as it goes:
-    what is built, rows done, rate and time left."""
+    what is built, rows done, rate and time left. `finish` writes what goes beside the entry, before the
+    rename: whoever sees the entry sees it too."""
     if not path.is_file() and rank == 0:
         with BuildOnce(path, path.is_file, f"the cache of {what}", log) as build:
             if build:
-                _fill(path, rows, compute, log, what, build)
+                _fill(path, rows, compute, log, what, build, finish)
     barrier()
     return np.load(path, mmap_mode="r")
 
 
-def _fill(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], log, what: str, build: BuildOnce) -> None:
+def _fill(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], log, what: str, build: BuildOnce,
+          finish: Callable[[], None] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if log:
         log(f"building the cache of {what}: {rows:,} rows -> {path}")
@@ -83,47 +88,126 @@ def _fill(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], log,
             log(f"cache of {what}: {start:,}/{rows:,} ({rate:,.0f} rows/s, {(rows - start) / rate / 60:.1f} min left)")
     out.flush()
     del out
+    if finish:
+        finish()
     os.replace(tmp, path)
 
 
 def _encode(x_encoder, visuals: Visuals, indices) -> torch.Tensor:
     """The frozen encoder's raw output for clips `indices` of `visuals`, on the encoder's device."""
-    video = collate([{"video": visuals.clip(int(i))} for i in indices])["video"]
+    return _encode_clips(x_encoder, [visuals.clip(int(i)) for i in indices])
+
+
+def _encode_clips(x_encoder, clips: list[np.ndarray]) -> torch.Tensor:
+    video = collate([{"video": c} for c in clips])["video"]
     with torch.no_grad():
         return x_encoder(video.to(next(x_encoder.parameters()).device))
 
 
-def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
-    """(clips, tokens, dim) float32, memory-mapped: the encoder's output for every clip of `visuals`."""
+def _x_path(x_encoder, visuals: Visuals, cache_root: Path) -> Path:
     weight = next(x_encoder.parameters())
     key = content_key(x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool, *visuals.identity())
-    path = cache_root / "x_features" / f"{key}.npy"
+    return cache_root / "x_features" / f"{key}.npy"
+
+
+def _unreadable_file(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.unreadable.json")
+
+
+def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
+    """(clips, tokens, dim) float32, memory-mapped: the encoder's output for every clip of `visuals`; zeros for
+    a clip that cannot be decoded, listed beside them (unreadable_clips). The build never stops on a broken
+    file: every rank waits for it, and what to do with such clips (eval.on_error) is each task's to decide."""
+    path = _x_path(x_encoder, visuals, cache_root)
+    failed: dict[int, str] = {}
+    shape: list[int] = []  # one clip's features, learnt from the first readable clip
 
     def compute(a: int, b: int) -> np.ndarray:
-        return _encode(x_encoder, visuals, range(a, b)).float().cpu().numpy()
+        return _encode_readable(x_encoder, visuals, list(range(a, b)), failed, shape)
 
-    return _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features")
+    def finish() -> None:
+        side = _unreadable_file(path)
+        tmp = side.with_name(f".{side.name}.{os.getpid()}")
+        tmp.write_text(json.dumps({str(i): failed[i] for i in sorted(failed)}))
+        os.replace(tmp, side)
+
+    return _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features", finish)
 
 
-def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> Callable[[Visuals], np.ndarray]:
-    """visuals -> their cached features, each set built (or opened) once: EvalContext.features."""
-    opened: dict[str, np.ndarray] = {}
+def unreadable_clips(x_encoder, visuals: Visuals, cache_root: Path) -> dict[int, str]:
+    """The clips of a cached set that could not be decoded when it was built: index -> the error (naming the
+    file). Empty for an entry built before unreadable clips were kept (its build stopped at any)."""
+    side = _unreadable_file(_x_path(x_encoder, visuals, cache_root))
+    return {int(k): v for k, v in json.loads(side.read_text()).items()} if side.is_file() else {}
 
-    def features(visuals: Visuals) -> np.ndarray:
+
+def _encode_readable(x_encoder, visuals: Visuals, indices: list[int], failed: dict[int, str],
+                     shape: list[int]) -> np.ndarray:
+    """The features of clips `indices` with zeros for those that cannot be decoded (recorded in `failed`)."""
+    clips, rows = [], []
+    for j, i in enumerate(indices):
+        try:
+            clips.append(visuals.clip(i))
+            rows.append(j)
+        except VideoError as e:
+            failed[i] = " ".join(str(e).split())  # one line: it goes into logs and records
+    out = _encode_clips(x_encoder, clips).float().cpu().numpy() if clips else None
+    if out is not None:
+        shape[:] = out.shape[1:]
+        if len(rows) == len(indices):
+            return out
+    elif not shape:
+        shape[:] = _feature_shape(x_encoder, visuals, indices[-1] + 1)
+    full = np.zeros((len(indices), *shape), np.float32)
+    if out is not None:
+        full[rows] = out
+    return full
+
+
+def _feature_shape(x_encoder, visuals: Visuals, start: int) -> tuple[int, ...]:
+    """One clip's feature shape, from the first readable clip at or after `start` (when a set's first batch
+    has none)."""
+    for i in range(start, len(visuals)):
+        try:
+            clip = visuals.clip(i)
+        except VideoError:
+            continue
+        return tuple(_encode_clips(x_encoder, [clip]).shape[1:])
+    raise VideoError(f"none of the {len(visuals):,} clips of the set can be decoded")
+
+
+class FeatureLookup:
+    """EvalContext.features: visuals -> their cached features, each set built (or opened) once; and which of
+    a set's clips could not be decoded (unreadable)."""
+
+    def __init__(self, x_encoder, cache_root: Path, rank: int = 0, log=None):
+        self.x_encoder, self.cache_root, self.rank, self.log = x_encoder, cache_root, rank, log
+        self.opened: dict[str, np.ndarray] = {}
+
+    def __call__(self, visuals: Visuals) -> np.ndarray:
         key = content_key(*visuals.identity())
-        if key not in opened:
-            opened[key] = x_features(x_encoder, visuals, cache_root, rank, log)
-        return opened[key]
+        if key not in self.opened:
+            self.opened[key] = x_features(self.x_encoder, visuals, self.cache_root, self.rank, self.log)
+        return self.opened[key]
 
-    return features
+    def unreadable(self, visuals: Visuals) -> dict[int, str]:
+        """Index -> error of every clip of `visuals` that cannot be decoded (the set is cached first)."""
+        self(visuals)
+        return unreadable_clips(self.x_encoder, visuals, self.cache_root)
+
+
+def feature_lookup(x_encoder, cache_root: Path, rank: int = 0, log=None) -> FeatureLookup:
+    """visuals -> their cached features, each set built (or opened) once: EvalContext.features."""
+    return FeatureLookup(x_encoder, cache_root, rank, log)
 
 
 def y_targets(text_encoder, texts: list[str], cache_root: Path, rank: int = 0, log=None) -> np.ndarray:
     """(len(texts), dim) float32 pooled outputs of a frozen text encoder, memory-mapped."""
     tok = text_encoder.tokenizer
+    pipeline = text_encoder.cache_identity()  # "" for mean pooling: the keys of existing entries stand
     key = content_key(weight_hash(text_encoder.backbone), str(next(text_encoder.backbone.parameters()).dtype),
                type(tok).__name__, len(tok), text_encoder.cfg.max_tokens,
-               hashlib.sha256("\n".join(texts).encode()).hexdigest())
+               hashlib.sha256("\n".join(texts).encode()).hexdigest(), *([pipeline] if pipeline else []))
     path = cache_root / "y_targets" / f"{key}.npy"
 
     def compute(a: int, b: int) -> np.ndarray:
@@ -215,7 +299,7 @@ def training_samples(model, samples: TrainSamples, world: ShapesWorld, rank: int
     return CachedSamples(samples, feats)
 
 
-def eval_features(model, rank: int = 0, log=None) -> Callable[[Visuals], np.ndarray]:
+def eval_features(model, rank: int = 0, log=None) -> FeatureLookup:
     """EvalContext.features: the model's X-encoder's cached output for an eval set's clips."""
     return feature_lookup(model.x_encoder, cache_dir(), rank, log)
 

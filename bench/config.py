@@ -9,12 +9,9 @@ Layering, lowest first: the dataclass defaults -> each `base:` file (recursively
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import hashlib
 import json
 import sys
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,13 +180,33 @@ class EvalConfig:
         "identity": False,
         "help": "a task whose evaluation fails (an unreadable set, out of memory): record the failure in evals.jsonl "
                 "and run.json and go on with the other tasks and training (continue), or stop the run (stop)"})
+    on_error: Literal["skip", "fail"] = field(default="skip", metadata={
+        "identity": False,
+        "help": "an eval item whose video or image cannot be decoded: leave it out of the metric and count it in the "
+                "set's records (skipped) and predictions (skip), or stop the task with one line naming the file, set "
+                "and task, recorded as its failure (fail); every metric either gives is the same"})
     stream_bootstrap: int = field(default=1000, metadata={
         "ge": 0, "identity": "unless_default",
         "help": "bootstrap resamples of the streams for the intervals of the reduction factor and the gap"})
+    prompt_ensemble: Literal["scores", "embeddings"] = field(default="scores", metadata={
+        "identity": "unless_default",
+        "help": "classification's prompt templates: average each template's scores (scores: the committed results' "
+                "protocol), or average each class's unit-norm text embeddings over templates, renormalise and score "
+                "once (embeddings: CLIP_benchmark's zero-shot classifier); a model without a text embedding (the "
+                "VLM) falls back to scores, and each record says which it got (ensemble)"})
+    views: dict[str, int] = field(default_factory=lambda: {"clips": 1, "crops": 1}, metadata={
+        "identity": "unless_default",
+        "help": "classification of videos read from files: scores averaged over `clips` temporal windows x `crops` "
+                "spatial crops (left to right along the long side) per video, as V-JEPA 2 / VideoMAE evaluate; "
+                "1 x 1: one clip over the whole video, centre crop"})
 
     def items(self, task: str) -> int:
         """Items per eval set of `task` (0: every item)."""
         return self.task_size.get(task, self.size)
+
+    def view_counts(self) -> tuple[int, int]:
+        """(temporal clips, spatial crops) per video (eval.views; a key left out is 1)."""
+        return self.views.get("clips", 1), self.views.get("crops", 1)
 
     def check(self) -> None:
         for task, names in self.sets.items():
@@ -203,6 +220,11 @@ class EvalConfig:
         for task, n in self.task_size.items():
             if n < 0:  # the loader has already checked it is an int
                 raise ValueError(f"task_size.{task} is {n!r}; expected a whole number of items >= 0 (0: every item)")
+        for key, n in self.views.items():
+            if key not in ("clips", "crops"):
+                raise ValueError(f"views has an unknown key {key!r} (value {n!r}); expected clips and crops")
+            if n < 1:  # the loader has already checked it is an int
+                raise ValueError(f"views.{key} is {n!r}; expected a whole number of views per video >= 1")
         run_feature_checks("eval", self)
 
 
@@ -361,68 +383,7 @@ def load_run_config(path: str | Path | list[str | Path] | None, overrides: list[
     return from_dict(RunConfig, data, prov)
 
 
-def keys_help(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """One line per config key: `section.key = default  what it does` (from the dataclasses' own fields)."""
-    hints = typing.get_type_hints(cls)
-    lines = []
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(hints[f.name]):
-            lines += keys_help(hints[f.name], key + ".")
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        what = f.metadata.get("help", "")
-        lines.append(f"  {key} = {json.dumps(default, default=str)}" + (f"  # {what}" if what else ""))
-    return lines
+if __name__ == "__main__":  # python -m bench.config: the command lives with the other command-line helpers
+    from bench.configcli import main
 
-
-def config_parser(prog: str, doc: str) -> argparse.ArgumentParser:
-    """The argument style of every command that takes a run config: CONFIG [section.key=value ...] [--results DIR].
-    Its --help ends with every config key, its default and what it does."""
-    p = argparse.ArgumentParser(prog=prog, description=doc.strip(), formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="config keys (section.key=value on the command line):\n" + "\n".join(keys_help()))
-    p.add_argument("config", nargs="?", help="a run config: a path, or one under experiments/ (base/tiny.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides, applied last")
-    p.add_argument("--results", type=Path, metavar="DIR",
-                   help="the results store: the run goes to DIR/runs/<run_id> (default: results/)")
-    return p
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run config a config_parser's arguments name (raises ConfigError)."""
-    results = [f"output_dir={args.results / 'runs'}"] if args.results else []
-    return load_run_config(args.config, [*args.overrides, *results])
-
-
-def parse_config_command(prog: str, doc: str, argv: list[str] | None,
-                         flags: dict[str, str] | None = None) -> tuple[RunConfig, argparse.Namespace]:
-    """A command's run config and arguments (flags: the command's own --name: help switches); a config error
-    ends the command in one line (exit 2)."""
-    p = config_parser(prog, doc)
-    for name, what in (flags or {}).items():
-        p.add_argument(f"--{name}", action="store_true", help=what)
-    args = p.parse_intermixed_args(argv)  # overrides may come before or after the options
-    if not args.config:
-        p.error("name a config file, e.g. experiments/base/tiny.yaml (overrides section.key=value are optional)")
-    try:
-        return config_from_args(args), args
-    except ConfigError as e:
-        p.exit(2, f"error: {e}\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    # lazy: as a command, the config is checked by every feature's registered checks, which register on
-    # import; as a library this module imports no feature (the modules that run configs import them)
-    import bench.eval.tasks  # noqa: F401
-
-    # lazy: the trackers' check of tracking.trackers, likewise
-    import bench.run.trackers  # noqa: F401
-
-    cfg, _ = parse_config_command("python -m bench.config", __doc__, argv)
-    print(cfg.to_yaml(), end="")
-    print(f"# run_id: {cfg.run_id}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -180,7 +180,7 @@ def test_run_records_see_untracked_code_as_a_dirty_tree(tmp_path):
 
 
 def test_run_command_takes_a_results_store(capsys):
-    from bench.config import parse_config_command
+    from bench.configcli import parse_config_command
 
     cfg, _ = parse_config_command("prog", "doc", ["base/tiny.yaml", "--results", "/scratch/me/results", "train.lr=3e-4"])
     assert cfg.output_dir == "/scratch/me/results/runs" and cfg.train.lr == 3e-4
@@ -192,7 +192,7 @@ def test_run_command_takes_a_results_store(capsys):
 
 def test_config_commands_list_every_key_and_end_a_bad_value_in_one_line(capsys):
     """--help lists each config key with its default and its help; a wrong value is one line, not a traceback."""
-    from bench.config import parse_config_command
+    from bench.configcli import parse_config_command
 
     with pytest.raises(SystemExit) as stop:
         parse_config_command("python -m bench.train", "One run.", ["--help"])

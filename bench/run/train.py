@@ -21,7 +21,8 @@ import torch
 
 from bench import dist as distenv
 from bench.cache import fit_feature_norm, training_samples
-from bench.config import RunConfig, parse_config_command, run_id
+from bench.config import RunConfig, run_id
+from bench.configcli import parse_config_command
 from bench.configlib import to_dict
 from bench.data.loader import SharedLoader, fingerprint
 from bench.data.manifest import ManifestError

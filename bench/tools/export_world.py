@@ -7,7 +7,9 @@ For each split a dataset folder `shapes_<split>/` serves every task (classificat
 captioning, vqa, world, hardneg, streaming) with exactly the items the world gives a run; `train/`
 holds a training manifest (one line per clip and reference caption, bench/data/manifest.py); and
 `datasets.yaml` is a dataset registry naming them (point $VLJEPA_DATASETS at it). Videos are H.264 in
-RGB at qp 0 (lossless): a run evaluated from these files gets the same metrics as from the world.
+RGB at qp 0 (lossless): a run evaluated from these files gets the same metrics as from the world. Retrieval
+reads its clips as segments (`start`/`end`) of one long video, every clip one after the other, as
+ActivityNet or YouCook2 annotate steps of long videos: the segment reader is held to the same bits.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from bench.config import ConfigError, load_run_config
@@ -47,7 +50,7 @@ def export_split(world: ShapesWorld, split: str, out: Path, size: int = 0, strea
     _jsonl(folder / "classification.jsonl", [{"video": video[i], "label": int(c.labels[i])} for i in range(n)])
 
     r = sets["retrieval"]
-    _jsonl(folder / "retrieval.jsonl", [{"video": video[v], "caption": t} for t, v in zip(r.texts, r.text_video)])
+    _jsonl(folder / "retrieval.jsonl", _segments(world, split, folder, "videos/all.mp4", r.texts, r.text_video))
     _jsonl(folder / "captions.jsonl", [{"video": video[i], "captions": list(refs)}
                                        for i, refs in enumerate(sets["captioning"].references)])
 
@@ -71,8 +74,6 @@ def export_split(world: ShapesWorld, split: str, out: Path, size: int = 0, strea
 
     rows = []
     for i, s in enumerate(sets["streaming"].streams):
-        import numpy as np
-
         write_video(folder / "streams" / f"{i:04d}.mp4", np.stack(list(s.frames())), s.fps)
         rows.append({"video": f"streams/{i:04d}.mp4",
                      "annotations": [{"time": t, "references": list(refs)} for t, refs in s.annotations]})
@@ -89,6 +90,16 @@ def export_split(world: ShapesWorld, split: str, out: Path, size: int = 0, strea
                       "streaming": {"annotations": "streams.jsonl", "sample_fps": fps}}}
     (folder / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
+
+
+def _segments(world: ShapesWorld, split: str, folder: Path, long: str, texts, text_video) -> list[dict]:
+    """Retrieval's lines as segments of one long video holding its clips one after the other: clip v is
+    [v T / fps, (v + 1) T / fps) seconds of it, exactly its T frames."""
+    n = max(text_video, default=-1) + 1
+    clips = np.concatenate([world.clip(split, v) for v in range(n)])
+    write_video(folder / long, clips, world.cfg.fps)
+    t = len(clips) // max(n, 1) / world.cfg.fps
+    return [{"video": long, "start": v * t, "end": (v + 1) * t, "caption": text} for text, v in zip(texts, text_video)]
 
 
 def export_train(world: ShapesWorld, out: Path, n: int = 0) -> Path:

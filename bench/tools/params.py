@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from bench.config import parse_config_command
+from bench.configcli import parse_config_command
 from bench.run.build import build_model
 
 

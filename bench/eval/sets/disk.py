@@ -15,54 +15,30 @@ A dataset is a folder with a `dataset.yaml` that names, for each task it serves,
 Media paths in annotations are relative to the folder (or to `media_root`, top-level or per task).
 Clips are read as the run's X-encoder expects them: T frames uniformly over a video (seeking, see
 bench/data/video.py), or an image filling the clip; frames and size come from the run, not the set.
-Every error names the file, the line and what was expected; every media file is checked to exist
-when the set is loaded, before any model is built.
+A video item may carry `start`/`end` (seconds): its clip is then T frames over that segment of the
+video only (a long video read by seeking), and two items of one video with different segments are different
+clips. Every error names the file, the line and what was expected; every media file is checked to exist
+when the set is loaded, and every segment to lie within its video (probing only the videos that have
+segments), before any model is built.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.data.datasets import DATASET_FILE, DatasetError, read_dataset_file
-from bench.data.video import probe, read_all_frames, read_clip, read_image
+from bench.data.video import Segment, probe, read_all_frames
 from bench.eval.sets.kinds import CaptioningSet, ChoiceSet, ClassificationSet, HardNegativeSet, RetrievalSet, Stream, StreamSet
+from bench.eval.sets.media import FileVisuals, check_segments, parse_segment
 
+__all__ = ["FileVisuals", "disk_set", "limit", "read_spec"]  # FileVisuals: where readers of other layouts find it
 
-class FileVisuals:
-    """Clips read from files: each entry one video or image, or (initial, final) state images whose clip
-    shows the first state for the first half of the frames and the final state for the rest."""
-
-    def __init__(self, entries: list[tuple[Path, ...]], frames: int, size: int):
-        self.entries, self.frames, self.size = entries, frames, size
-        self._identity: tuple | None = None
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def clip(self, i: int) -> np.ndarray:
-        entry = self.entries[i]
-        if len(entry) == 1:
-            return read_clip(entry[0], self.frames, self.size)
-        first = read_image(entry[0], self.frames // 2, self.size) if self.frames // 2 else None
-        last = read_image(entry[1], self.frames - self.frames // 2, self.size)
-        return last if first is None else np.concatenate([first, last])
-
-    def identity(self) -> tuple:
-        """The files (path and size, in order) and how they are read: a moved or changed file is a new set."""
-        if self._identity is None:
-            h = hashlib.sha256()
-            for entry in self.entries:
-                for p in entry:
-                    h.update(f"{p}\x00{p.stat().st_size}\x01".encode())
-            self._identity = ("files", h.hexdigest(), self.frames, self.size)
-        return self._identity
+# an item's visual: its file(s) and, for a segment of a video, the segment; two items with equal ones share a clip
+Item = tuple[tuple[Path, ...], Segment | None]
 
 
 def read_spec(folder: Path) -> dict[str, Any]:
@@ -116,6 +92,7 @@ class _Reader:
         self.media = (folder / root).resolve()
         self.annotations = self.file("annotations")
         self._missing: list[str] = []
+        self._segments: list[tuple[str, Path, Segment]] = []  # (line, video, segment): checked against the video
 
     def file(self, key: str, required: bool = True) -> Path | None:
         rel = self.section.get(key)
@@ -136,18 +113,26 @@ class _Reader:
             self._missing.append(f"{self.where(n)}: {key} file {p} does not exist")
         return p
 
-    def visual(self, obj: dict, n: int) -> tuple[Path, ...]:
+    def visual(self, obj: dict, n: int) -> Item:
         if "initial" in obj or "final" in obj:
-            return self.media_path(obj.get("initial"), n, "initial"), self.media_path(obj.get("final"), n, "final")
+            parse_segment(obj, self.where(n), "initial")  # a state pair has no time: start/end are an error
+            return (self.media_path(obj.get("initial"), n, "initial"), self.media_path(obj.get("final"), n, "final")), None
         if ("video" in obj) == ("image" in obj):
             raise DatasetError(f"{self.where(n)}: needs exactly one of 'video' or 'image'")
         key = "video" if "video" in obj else "image"
-        return (self.media_path(obj[key], n, key),)
+        path, seg = self.media_path(obj[key], n, key), parse_segment(obj, self.where(n), key)
+        if seg is not None:
+            self._segments.append((self.where(n), path, seg))
+        return (path,), seg
 
     def check_media(self) -> None:
+        """Every file named exists (all missing ones counted in one error); then every segment lies within its
+        video (which needs the file)."""
         if self._missing:
             more = f" (and {len(self._missing) - 3} more)" if len(self._missing) > 3 else ""
             raise DatasetError("; ".join(self._missing[:3]) + more)
+        check_segments(self._segments)
+        self._segments = []
 
     def strings(self, obj: dict, n: int, *keys: str) -> list[str]:
         """The first of keys present, as a list of strings (a single string becomes a list of one)."""
@@ -169,9 +154,9 @@ class _Reader:
         raise DatasetError(f"{self.where(n)}: 'answer' {a!r} is neither a candidate nor an index 0..{len(candidates) - 1}")
 
 
-def _visuals(reader: _Reader, entries: list[tuple[Path, ...]]) -> FileVisuals:
+def _visuals(reader: _Reader, items: list[Item]) -> FileVisuals:
     reader.check_media()
-    return FileVisuals(entries, reader.frames, reader.size)
+    return FileVisuals([entry for entry, _ in items], reader.frames, reader.size, [seg for _, seg in items])
 
 
 def _classification(r: _Reader, name: str) -> ClassificationSet:
@@ -211,7 +196,7 @@ def _label(r: _Reader, label: Any, names: list[str], n: int) -> int:
     raise DatasetError(f"{r.where(n)}: 'label' {label!r} is neither a class name nor an index 0..{len(names) - 1}")
 
 
-def _captions(r: _Reader) -> tuple[list[tuple[Path, ...]], list[list[str]]]:
+def _captions(r: _Reader) -> tuple[list[Item], list[list[str]]]:
     entries, refs = [], []
     for n, obj in _lines(r.annotations):
         entries.append(r.visual(obj, n))
@@ -220,9 +205,10 @@ def _captions(r: _Reader) -> tuple[list[tuple[Path, ...]], list[list[str]]]:
 
 
 def _retrieval(r: _Reader, name: str) -> RetrievalSet:
-    """Lines may give a video all its captions, or one caption each (lines of one video are merged)."""
+    """Lines may give a video all its captions, or one caption each (lines of one video, and one segment of
+    it, are merged)."""
     entries, refs = _captions(r)
-    index: dict[tuple[Path, ...], int] = {}
+    index: dict[Item, int] = {}
     texts, owner = [], []
     for entry, rs in zip(entries, refs):
         v = index.setdefault(entry, len(index))
@@ -237,7 +223,7 @@ def _captioning(r: _Reader, name: str) -> CaptioningSet:
 
 
 def _choice(r: _Reader, name: str) -> ChoiceSet:
-    entries: dict[tuple[Path, ...], int] = {}
+    entries: dict[Item, int] = {}
     visual, questions, candidates, answers, kinds = [], [], [], [], []
     for n, obj in _lines(r.annotations):
         entry = r.visual(obj, n)
@@ -269,7 +255,7 @@ def _streaming(r: _Reader, name: str) -> StreamSet:
     sample_fps = r.section.get("sample_fps")
     streams = []
     for n, obj in _lines(r.annotations):
-        (path,) = r.visual({"video": obj.get("video")}, n)
+        (path,), _ = r.visual({"video": obj.get("video")}, n)  # a stream is its whole video
         r.check_media()
         notes = obj.get("annotations")
         if not isinstance(notes, list) or not notes:
@@ -305,6 +291,12 @@ def disk_set(task: str, name: str, folder: Path, frames: int, size: int):
     if task not in spec["tasks"]:
         raise DatasetError(f"{folder / DATASET_FILE}: has no '{task}' section (it serves: "
                            f"{', '.join(spec['tasks']) or 'nothing'})")
+    section = spec["tasks"][task]
+    if isinstance(section, dict) and "format" in section:  # a Hugging Face table: parquet or save_to_disk
+        # lazy: the table reader, and the `datasets` library (pyarrow) it loads, serve sets in that format only
+        from bench.eval.sets.hf import table_set
+
+        return table_set(task, name, folder, spec, frames, size)
     return READERS[task](_Reader(folder, spec, task, frames, size), name)
 
 
@@ -314,7 +306,7 @@ def limit(evalset, n: int):
         return evalset
 
     def head(visuals: FileVisuals, m: int) -> FileVisuals:
-        return FileVisuals(visuals.entries[:m], visuals.frames, visuals.size)
+        return visuals.head(m)
 
     if isinstance(evalset, ClassificationSet):
         return ClassificationSet(evalset.name, head(evalset.visuals, n), evalset.labels[:n], evalset.class_names,

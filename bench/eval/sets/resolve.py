@@ -8,19 +8,22 @@
 A task that `eval.sets` leaves out reads its data source's default set (`shapes` for the shapes world); a
 source with none (datasets on disk) makes it an error, so that a run never ends with an empty evals.jsonl.
 `resolve` is the one resolution pass: `validate` reads every set it finds (annotations parsed, every
-media file checked) before anything is built or submitted, and `load_sets` reads them for a run; errors
-name the config, the key, the set and the missing path.
+media file checked, a sample of its clips decoded) before anything is built or submitted, and `load_sets`
+reads them for a run; errors name the config, the key, the set and the missing path or unreadable file.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.data.datasets import DatasetError, RegistryError, load_registry, registry_file, resolve_name
 from bench.data.sources import source_of
 from bench.eval.sets.disk import disk_set, limit
+from bench.eval.sets.media import probe_picks, unreadable_sample
 from bench.eval.sets.shapes import shapes_set
 
 SHAPES = "shapes"
@@ -118,9 +121,13 @@ def _disk(s: PlannedSet, frames: int, size: int):
     if not s.folder.is_dir():
         via = f" (registry {registry_file()})" if s.via_registry else ""
         raise DatasetError(f"dataset folder {s.folder} does not exist{via}")
-    spec = s.folder / "dataset.yaml"
-    stamp = spec.stat().st_mtime if spec.is_file() else 0.0
-    return _read(s.task, s.name, s.folder, frames, size, stamp)
+    return _read(s.task, s.name, s.folder, frames, size, _stamp(s.folder))
+
+
+def _stamp(folder: Path) -> float:
+    """dataset.yaml's modification time: a set read (or probed) before it changed is read again."""
+    spec = folder / "dataset.yaml"
+    return spec.stat().st_mtime if spec.is_file() else 0.0
 
 
 def _shapes(cfg, s: PlannedSet, world):
@@ -150,20 +157,53 @@ def load_sets(cfg, world=None) -> dict[str, list]:
     return out
 
 
-def validate(cfg, where: str = "") -> None:
-    """Every eval set of the run resolves and reads; raises one EvalSetError naming, for each set that does
-    not, the config, the key, the set and the path."""
+def validate(cfg, where: str = "", log: Callable[[str], None] | None = None) -> list[str]:
+    """Every eval set of the run resolves and reads, and a sample of each set's clips decodes (probe); raises
+    one EvalSetError naming, for each set that does not, the config, the key, the set and the path or file.
+    Returns notes (also given to `log`, default stderr): unreadable clips that eval.on_error: skip will leave
+    out, which stop nothing unless every clip probed is unreadable."""
     prefix = f"{where}: " if where else ""
     frames, size = clip_shape(cfg)
     found, problems = _resolve(cfg, prefix)
+    notes = []
     for s in found:
         try:
             if s.folder is None:
                 if not source_of(cfg.data).has_world:
                     raise EvalSetError(f"the shapes world, but data.source is {cfg.data.source!r}")
                 continue
-            _disk(s, frames, size)
+            note = probe(cfg, *_sample_errors(s, frames, size, cfg.eval.items(s.task), _stamp(s.folder)))
+            if note:
+                notes.append(f"{prefix}{s.key}: {note}")
         except (EvalSetError, DatasetError) as e:
             problems.append(f"{prefix}{s.key}: {e}")
     if problems:
         raise EvalSetError("\n  - ".join(problems))
+    for note in notes:
+        (log or (lambda m: print(f"note: {m}", file=sys.stderr)))(note)
+    return notes
+
+
+@functools.lru_cache(maxsize=256)
+def _sample_errors(s: PlannedSet, frames: int, size: int, items: int, stamp: float) -> tuple[int, tuple[str, ...]]:
+    """(clips probed, the errors of those that cannot be decoded) of a set cut to `items`: the first few clips
+    and a seeded few more (media.probe_picks), as training data is probed before a run. Once per set and
+    dataset.yaml version: a sweep validates every run's sets, most of them the same. A set without clips
+    (hard negatives, streams) has none to probe."""
+    visuals = getattr(limit(_disk(s, frames, size), items), "visuals", None)
+    if visuals is None or not len(visuals):
+        return 0, ()
+    picks = probe_picks(len(visuals))
+    return len(picks), tuple(unreadable_sample(visuals, picks))
+
+
+def probe(cfg, probed: int, bad: tuple[str, ...]) -> str | None:
+    """The verdict on a set's probed clips: unreadable ones are an error with eval.on_error: fail, or when none
+    of them decodes; otherwise a note (what skip will leave out)."""
+    if not bad:
+        return None
+    shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
+    text = f"{len(bad)} of {probed} clips probed cannot be decoded: {shown}"
+    if cfg.eval.on_error == "fail" or len(bad) == probed:
+        raise EvalSetError(text + (" (eval.on_error: fail)" if cfg.eval.on_error == "fail" else " (none decodes)"))
+    return text + " (eval.on_error: skip leaves them out)"

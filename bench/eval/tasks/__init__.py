@@ -26,6 +26,7 @@ from bench.eval.sets.kinds import (
 )
 from bench.eval.tasks import captioning, classification, hardneg, retrieval, streaming, vqa, world_prediction
 from bench.eval.tasks.common import EvalContext, metric, split_outcomes
+from bench.eval.tasks.unreadable import run_readable
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list
         rows = [k[key] for k in keyed]
         chances = [r["chance"] for r in rows]
         extra = {"rate_hz": key[1]} if key[1] is not None else {}
+        skipped = sum(int(r.get("skipped", 0)) for r in rows)  # clips left out of the sets (eval.on_error: skip)
+        extra.update({"skipped": skipped} if skipped else {})
         out.append(metric(task, key[0], float(np.mean([r["value"] for r in rows])),
                           None if None in chances else float(np.mean(chances)), dataset=MEAN, sets=list(names),
                           n=sum(int(r.get("n", 0) or 0) for r in rows), **extra))
@@ -80,11 +83,12 @@ def mean_records(task: str, per_set: list[list[dict]], names: list[str]) -> list
 
 
 def evaluate_task(model, ctx: EvalContext, task: str) -> list[dict]:
-    """One task on each of its eval sets (and their mean, with several)."""
+    """One task on each of its eval sets (and their mean, with several), each on its items whose clips decode
+    (eval.on_error: bench/eval/tasks/unreadable.py)."""
     sets = ctx.sets[task]
     per_set = []
     for s in sets:
-        recs, outcomes = split_outcomes(TASKS[task].run(model, ctx, s))
+        recs, outcomes = split_outcomes(run_readable(TASKS[task].run, model, ctx, task, s))
         if outcomes:
             ctx.keep(task, s, outcomes, kind="outcomes")
         per_set.append([{**r, "dataset": s.name} for r in recs])

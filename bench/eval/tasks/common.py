@@ -14,7 +14,8 @@ from bench.config import EvalConfig, RunConfig
 from bench.data.clips import CaptionClips
 from bench.data.loader import collate
 from bench.data.text import CAPTION_QUERY, CLASSIFY_QUERY
-from bench.eval.sets.kinds import Visuals
+from bench.data.video import VideoError
+from bench.eval.sets.kinds import Subset, Visuals
 from bench.eval.sets.resolve import clip_shape
 from models.protocol import DecoderData, decoding_of
 
@@ -48,6 +49,8 @@ class EvalContext:
     # keeps each task's per-item rows (task, set name, rows, kind): its outputs ("predictions"), what its metrics
     # were computed from, and its hit-rate metrics' hits ("outcomes")
     predictions: Callable[..., None] | None = field(default=None, repr=False)
+    # the run's log (one line a call), for what an evaluation passes over (unreadable clips); None: stderr
+    log: Callable[[str], None] | None = field(default=None, repr=False)
 
     def keep(self, task: str, evalset, rows: list[dict], kind: str = "predictions") -> None:
         """A task's per-item rows for one eval set: its outputs ("predictions"), or each hit-rate metric's
@@ -67,7 +70,7 @@ class EvalContext:
         if cfg.data.cache:
             ctx.features = eval_features(model, rank, log)
             attach_eval_text_cache(model, sets, rank, log)
-        ctx.predictions = predictions
+        ctx.predictions, ctx.log = predictions, log
         return ctx
 
     @classmethod
@@ -125,19 +128,39 @@ def item_se(values) -> float:
     return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
+class UnreadableClip(Exception):
+    """Clip `index` of `visuals` (numbered as in the set's own visuals, before any were left out) cannot be
+    decoded: raised while a task reads pixels, for eval.on_error to skip the clip or stop the task."""
+
+    def __init__(self, visuals: Visuals, index: int, error: str):
+        super().__init__(error)
+        self.visuals, self.index, self.error = visuals, index, error
+
+
+def _clip(visuals: Visuals, i: int) -> np.ndarray:
+    try:
+        return visuals.clip(i)
+    except VideoError as e:
+        root, index = (visuals.parent, visuals.keep[i]) if isinstance(visuals, Subset) else (visuals, i)
+        root = getattr(root, "viewed", root)  # a view of a set's clips (eval.views): the clip is the set's
+        raise UnreadableClip(root, index, " ".join(str(e).split())) from None
+
+
 def clip_batches(ctx: EvalContext, visuals: Visuals, indices: Sequence[int],
                  query: str | Sequence[str]) -> Iterator[tuple[slice, dict]]:
     """(slice of indices, batch on the device) for every ctx.eval.batch consecutive items: the cached X features
-    of their clips when there are any, else the clips' pixels."""
-    cached = ctx.features(visuals) if ctx.features else None
+    of their clips when there are any (a Subset reads its parent's rows), else the clips' pixels."""
+    subset = isinstance(visuals, Subset)
+    cached = ctx.features(visuals.parent if subset else visuals) if ctx.features else None
     n = ctx.eval.batch
     for s in range(0, len(indices), n):
         part = indices[s:s + n]
         queries = [query] * len(part) if isinstance(query, str) else list(query[s:s + n])
         if cached is not None:  # the frozen X-encoder's cached output instead of pixels
-            samples = [{"x_features": np.array(cached[i]), "query": q} for i, q in zip(part, queries)]
+            rows = [visuals.keep[i] for i in part] if subset else part
+            samples = [{"x_features": np.array(cached[i]), "query": q} for i, q in zip(rows, queries)]
         else:
-            samples = [{"video": visuals.clip(i), "query": q} for i, q in zip(part, queries)]
+            samples = [{"video": _clip(visuals, i), "query": q} for i, q in zip(part, queries)]
         batch = collate(samples)
         batch = {k: v.to(ctx.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         yield slice(s, s + len(part)), batch

@@ -11,7 +11,10 @@ item out, which would turn every tie against its own answer).
 
 The headline `accuracy` averages the question types the X-encoder can answer: eval.vqa_exclude names
 types left out of it (the tiny preset's random encoder does not see shape: bench.tools.probe); `accuracy_all`
-keeps every type, and each type has its own `accuracy_<type>`."""
+keeps every type, and each type has its own `accuracy_<type>`.
+
+A set whose every item is asked yes or no (POPE) also gets POPE's precision, recall, F1 and yes-ratio,
+"yes" the positive class, overall and per kind (`precision_<kind>`, ...): yes_no_metrics."""
 
 from __future__ import annotations
 
@@ -74,5 +77,46 @@ def summarise(task: str, results: dict[str, list], per_kind: bool = True, exclud
     return recs
 
 
+def is_yes_no(candidates: Sequence[str]) -> bool:
+    """Candidates exactly yes and no (in either order, any case)."""
+    return len(candidates) == 2 and {c.strip().lower() for c in candidates} == {"yes", "no"}
+
+
+def pope_scores(pairs: list[tuple[bool, bool]]) -> dict[str, float]:
+    """(said yes, answer is yes) per item -> precision, recall, F1 and yes-ratio x100, "yes" the positive class,
+    as POPE's evaluate.py defines them: the yes-ratio is the share of items the model said yes to (lmms-eval's
+    pope_yes_ratio counts the answers instead, 50 on every POPE split). An undefined ratio (no yes said, no
+    yes answer) is 0, as lmms-eval's aggregates give it."""
+    tp = sum(said and yes for said, yes in pairs)
+    said, yes = sum(s for s, _ in pairs), sum(y for _, y in pairs)
+    precision, recall = (tp / said if said else 0.0), (tp / yes if yes else 0.0)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1, "yes_ratio": 100 * said / len(pairs)}
+
+
+def _pope_records(task: str, suffix: str, pairs: list[tuple[bool, bool]]) -> list[dict]:
+    """One record per POPE metric, its chance that of a model saying yes to half the items at random (precision:
+    the share of yes answers; recall and yes-ratio: 50)."""
+    base = 100 * sum(y for _, y in pairs) / len(pairs)
+    chance = {"precision": base, "recall": 50.0, "f1": 2 * base * 50 / (base + 50) if base else 0.0, "yes_ratio": 50.0}
+    return [metric(task, f"{name}{suffix}", value, chance[name], n=len(pairs)) for name, value in pope_scores(pairs).items()]
+
+
+def yes_no_metrics(task: str, s: ChoiceSet, results: dict[str, list]) -> list[dict]:
+    """POPE's metrics over every item and per kind, for a set whose every item is asked yes or no; none for any
+    other set (the accuracy records are left as they are). results: choice_accuracy's rows per kind; a yes/no
+    item's choice is its answer when it is right and the other candidate when it is wrong."""
+    if not s.candidates or not all(is_yes_no(c) for c in s.candidates):
+        return []
+    pairs: dict[str, list[tuple[bool, bool]]] = {}
+    for kind, rows in results.items():
+        for correct, _, _, j in rows:
+            yes = s.candidates[j][s.answers[j]].strip().lower() == "yes"
+            pairs.setdefault(kind, []).append((yes == bool(correct), yes))
+    recs = _pope_records(task, "", [p for kind in sorted(pairs) for p in pairs[kind]])
+    return recs + [r for kind in sorted(pairs) for r in _pope_records(task, f"_{kind}", pairs[kind])]
+
+
 def run(model, ctx: EvalContext, s: ChoiceSet) -> list[dict]:
-    return summarise("vqa", choice_accuracy(model, ctx, s), exclude=ctx.eval.vqa_exclude)
+    results = choice_accuracy(model, ctx, s)
+    return summarise("vqa", results, exclude=ctx.eval.vqa_exclude) + yes_no_metrics("vqa", s, results)
