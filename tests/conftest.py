@@ -58,6 +58,21 @@ def exported(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_rundir(tmp_path_factory):
+    """A tiny VL-JEPA run of 32 samples, no evaluation: a checkpoint for python -m bench.eval on other sets."""
+    from bench.config import load_run_config
+    from bench.run.train import run
+
+    out = tmp_path_factory.mktemp("tinyrun")
+    cfg = load_run_config("base/tiny.yaml", tiny_overrides(
+        f"output_dir={out}", "train.global_batch=32", "train.micro_batch=32", "train.budget.samples=32",
+        "train.warmup_samples=0", "eval.grid=[]", "eval.tasks=[]", "eval.batch=16", "eval.decoder_steps=5",
+        "eval.decoder_clips=16", "eval.caption_metrics=[CIDEr]"))
+    rec = run(cfg, log=lambda m: None)
+    return out / rec["run_id"]
+
+
 # sweeps: a tiny run's settings, a sweep file from text, and a two-loss tiny sweep (test_sweep, test_slurm)
 TINY_RUN = [*FAST_Y, *SMALL_DATA, "model.embed_dim=64", "train.global_batch=32", "train.micro_batch=32",
             "train.warmup_samples=64", "train.log_every=1", "eval.size=16", "eval.batch=16",
