@@ -106,7 +106,27 @@ class YEncoderConfig:
     head: bool = field(default=True, metadata={"help": "a trainable linear head to embed_dim"})
     train_embeddings: bool = field(
         default=True, metadata={"help": "when fine-tuned (lr_multiplier > 0): train the token embedding table too"})
-    max_tokens: int = field(default=48, metadata={"ge": 1})
+    max_tokens: int = field(default=48, metadata={
+        "ge": 1, "help": "texts are cut to this many tokens (and to the folder's max_seq_length, if smaller)"})
+    pipeline: Literal["mean_pool", "sentence_transformers"] = field(default="mean_pool", metadata={
+        "identity": "unless_default",
+        "help": "mean_pool: the masked mean of the backbone's last hidden states, nothing more; "
+                "sentence_transformers: backbone.pretrained is a sentence-transformers folder and the Y-encoder is "
+                "the whole of its modules.json (mean pooling, its Dense layers, Normalize), as EmbeddingGemma "
+                "is published (models/st_folder.py)"})
+    prompt: str = field(default="", metadata={
+        "identity": "unless_default",
+        "help": "pipeline sentence_transformers: the name of a prompt in the folder's config_sentence_transformers.json "
+                "(EmbeddingGemma: query, document, Classification, ...), put before every text the Y-encoder embeds, "
+                "targets and candidates alike; empty = none (a folder's default_prompt_name is not applied)"})
+
+    def check(self) -> None:
+        if self.prompt and self.pipeline != "sentence_transformers":
+            raise ModelConfigError(f"y_encoder.prompt={self.prompt!r} names a prompt of a sentence-transformers folder, "
+                                   f"but y_encoder.pipeline={self.pipeline!r}: set pipeline: sentence_transformers")
+        if self.pipeline == "sentence_transformers" and not self.backbone.pretrained:
+            raise ModelConfigError("y_encoder.pipeline=sentence_transformers reads a sentence-transformers folder, but "
+                                   "y_encoder.backbone.pretrained is empty: set it to the folder (path or hub id)")
 
 
 @dataclass

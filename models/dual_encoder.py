@@ -88,7 +88,7 @@ class DualEncoder(nn.Module):
                 "loss": count_parameters(self.loss_fn)}
 
     def parity(self) -> dict[str, Any]:
-        return {"x_encoder_hash": self.x_encoder.weight_hash(), "query_tokenizer": None}
+        return {"x_encoder_hash": self.x_encoder.weight_hash(), "query_tokenizer": None, **self.y_encoder.parity()}
 
 
 @register("dual_encoder")

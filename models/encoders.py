@@ -8,8 +8,10 @@ or save a tiny model with save_pretrained and load it back through the former.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.util
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import torch.nn as nn
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from models.config import BackboneConfig, XEncoderConfig, YEncoderConfig
+from models.st_folder import FolderError, Pipeline, SentenceHead, prompt_tokens, read_pipeline
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -185,22 +188,92 @@ def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
 
 
+def without_prompt(mask: torch.Tensor, prompt: int) -> torch.Tensor:
+    """The mask (B, L) with each row's first `prompt` real tokens off (after any left padding): a pooling
+    that leaves the prompt out (a sentence-transformers Pooling with include_prompt false)."""
+    start = mask.to(torch.int32).argmax(1, keepdim=True)
+    positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+    return mask.masked_fill(positions < start + prompt, 0)
+
+
+def _read_pipeline(cfg: YEncoderConfig, meta: bool) -> Pipeline | None:
+    """The sentence-transformers folder's pipeline, or None for mean_pool. A parameter count (meta) reads the
+    folder only from disk or the hub cache, and counts the backbone alone where it finds none there."""
+    if cfg.pipeline != "sentence_transformers":
+        return None
+    try:
+        return read_pipeline(resolve_source(cfg.backbone.pretrained), local_only=meta)
+    except FileNotFoundError as e:
+        if not meta:
+            raise
+        warnings.warn(f"{e}; the parameter count leaves out the folder's Dense layers", stacklevel=3)
+        return None
+
+
+def _transformer_spec(spec: BackboneConfig, pipe: Pipeline | None) -> BackboneConfig:
+    """The backbone's spec: the folder itself, or the Transformer module's subfolder where modules.json names one."""
+    if pipe is None or not pipe.transformer_path:
+        return spec
+    if not Path(pipe.source).is_dir():
+        raise FolderError(f"{pipe.source}/modules.json: the Transformer module is in {pipe.transformer_path!r}; the "
+                          "Y-encoder reads a subfolder from a local folder only (download it, point backbone.pretrained there)")
+    return dataclasses.replace(spec, pretrained=str(Path(pipe.source) / pipe.transformer_path))
+
+
 class TextEncoder(nn.Module):
-    """The Y-encoder: a transformers text encoder with masked mean pooling, (texts) -> (B, hidden)."""
+    """The Y-encoder, (texts) -> (B, dim). model.y_encoder.pipeline says what follows the transformers backbone:
+    mean_pool, the masked mean of its last hidden states; sentence_transformers, the whole of a
+    sentence-transformers folder (models/st_folder.py): that mean, then the folder's Dense layers and
+    Normalize, on texts that start with its prompt `cfg.prompt`. Every module trains or freezes as one."""
 
     def __init__(self, cfg: YEncoderConfig, run_seed: int = 0, meta: bool = False):
         super().__init__()
         self.cfg = cfg
-        need_tokenizer = not meta or "vocab_size" not in cfg.backbone.arch
-        self.tokenizer = load_tokenizer(cfg.tokenizer, cfg.backbone.pretrained) if need_tokenizer else None
-        vocab = {} if "vocab_size" in cfg.backbone.arch else {"vocab_size": len(self.tokenizer)}
-        self.backbone = load_backbone(cfg.backbone, run_seed, meta=meta, **vocab)
+        self.pipe = _read_pipeline(cfg, meta)
+        spec = _transformer_spec(cfg.backbone, self.pipe)
+        need_tokenizer = not meta or "vocab_size" not in spec.arch
+        self.tokenizer = load_tokenizer(cfg.tokenizer, spec.pretrained) if need_tokenizer else None
+        vocab = {} if "vocab_size" in spec.arch else {"vocab_size": len(self.tokenizer)}
+        self.backbone = load_backbone(spec, run_seed, meta=meta, **vocab)
         self.dim = self.backbone.config.hidden_size
+        self.sentence_head: SentenceHead | None = None
+        self.prompt_text, self.skip_prompt = "", 0  # the prompt, and its leading tokens left out of the mean
+        self.max_tokens = cfg.max_tokens
+        if self.pipe is not None:
+            self._add_pipeline(self.pipe, meta)
         if cfg.lr_multiplier == 0:
             freeze(self.backbone)
+            if self.sentence_head is not None:
+                freeze(self.sentence_head)
         elif not cfg.train_embeddings:
             for p in self.backbone.get_input_embeddings().parameters():
                 p.requires_grad_(False)
+
+    def _add_pipeline(self, pipe: Pipeline, meta: bool) -> None:
+        weight = next(self.backbone.parameters())
+        self.sentence_head = SentenceHead(pipe, meta).to(dtype=weight.dtype)
+        self.dim = self.sentence_head.out_features or self.dim
+        self.prompt_text = pipe.prompt(self.cfg.prompt)
+        if self.prompt_text and not pipe.include_prompt and self.tokenizer is not None:
+            self.skip_prompt = prompt_tokens(self.tokenizer, self.prompt_text)
+        self.max_tokens = min(self.cfg.max_tokens, pipe.max_seq_length or self.cfg.max_tokens)
+
+    def parity(self) -> dict[str, Any]:
+        """What the run's parity block records of this Y-encoder: nothing for mean_pool (as before the
+        pipeline existed); the folder's modules and the prompt put before every text for sentence_transformers."""
+        if self.cfg.pipeline == "mean_pool":
+            return {}
+        modules = self.pipe.describe() if self.pipe is not None else None
+        return {"y_encoder_pipeline": {"modules": modules, "prompt": self.cfg.prompt, "prompt_text": self.prompt_text}}
+
+    def cache_identity(self) -> str:
+        """What a cache of this encoder's outputs must key on besides the backbone's weights and tokenizer:
+        "" for mean_pool (so existing cache entries stay valid); else the modules after the pooling (their
+        weights), whether the prompt is pooled, the prompt itself and the length texts are cut to."""
+        if self.pipe is None:
+            return ""
+        head = weight_hash(self.sentence_head) if self.sentence_head is not None else "-"
+        return f"st:{head}:{self.pipe.normalize}:{self.skip_prompt}:{self.max_tokens}:{self.prompt_text}"
 
     @property
     def frozen(self) -> bool:
@@ -210,6 +283,8 @@ class TextEncoder(nn.Module):
         super().train(mode)
         if self.frozen:
             self.backbone.eval()
+            if self.sentence_head is not None:
+                self.sentence_head.eval()
         return self
 
     def add_cache(self, texts: list[str], pooled) -> None:
@@ -221,13 +296,16 @@ class TextEncoder(nn.Module):
         cached.update((t, (pooled, i)) for i, t in enumerate(texts))
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """(B, dim): masked mean of the encoder's last hidden states (no cache)."""
+        """(B, dim): the masked mean of the backbone's last hidden states over the prompted texts, through the
+        folder's Dense layers and Normalize where the pipeline has them (no cache)."""
         device = next(self.backbone.parameters()).device
-        tok = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.cfg.max_tokens,
-                             return_tensors="pt").to(device)
+        tok = self.tokenizer([self.prompt_text + t for t in texts], padding=True, truncation=True,
+                             max_length=self.max_tokens, return_tensors="pt").to(device)
+        mask = tok["attention_mask"]
         with torch.no_grad() if self.frozen else contextlib.nullcontext():
-            hidden = self.backbone(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).last_hidden_state
-        return masked_mean(hidden, tok["attention_mask"])
+            hidden = self.backbone(input_ids=tok["input_ids"], attention_mask=mask).last_hidden_state
+            pooled = masked_mean(hidden, without_prompt(mask, self.skip_prompt) if self.skip_prompt else mask)
+            return self.sentence_head(pooled) if self.sentence_head is not None else pooled
 
     def forward(self, texts: list[str]) -> torch.Tensor:
         cached = self.__dict__.get("_cached")

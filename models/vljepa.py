@@ -178,7 +178,7 @@ class VLJEPA(nn.Module):
         return {k: count_parameters(v) for k, v in parts.items()}
 
     def parity(self) -> dict[str, Any]:
-        return encoder_parity(self.x_encoder, self.tokenizer)
+        return {**encoder_parity(self.x_encoder, self.tokenizer), **self.y_encoder.parity()}
 
 
 @register("vljepa")
