@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.convert.common import VIDEO_SUFFIXES, Context, ConvertError, Option, find_media, load_json, register, seconds
-from bench.data.convert.segments import Segments
+from bench.data.convert.segments import steps_with_sentences
 
 
 def _entries(path: Path, data: Any) -> list[tuple[str, float | None, list[tuple[float, float]], list[str]]]:
@@ -66,18 +66,9 @@ def _names(vid: str) -> list[str]:
 def convert(ctx: Context) -> dict[str, dict]:
     split = ctx.options["split"]
     path, data = load_json(ctx, f"{split}.json", f"captions/{split}.json")
-    segs = Segments(ctx)
-    paragraphs, segments = [], []
+    videos = []
     for vid, duration, spans, sentences in _entries(path, data):
         rel = find_media(ctx, _names(vid), f"{path.name} {vid}")
-        if rel is None:
-            continue
-        paragraphs.append({"video": rel, "caption": " ".join(sentences)})
-        for (start, end), sentence in zip(spans, sentences):
-            fit = segs.fit(rel, start, end, duration)
-            if fit:
-                segments.append({"video": rel, "start": fit[0], "end": fit[1], "captions": [sentence]})
-    segs.record()
-    seg_file = ctx.write_jsonl(f"{split}_segments.jsonl", segments)
-    ret_file = ctx.write_jsonl(f"{split}_paragraphs.jsonl", paragraphs) if ctx.options["retrieval"] == "paragraph" else seg_file
-    return {"retrieval": {"annotations": ret_file}, "captioning": {"annotations": seg_file}}
+        if rel is not None:
+            videos.append((rel, duration, [(start, end, s) for (start, end), s in zip(spans, sentences)]))
+    return steps_with_sentences(ctx, split, videos, ctx.options["retrieval"])

@@ -63,3 +63,23 @@ class Segments:
         """Counts the dropped segments where convert.json (and the command's last line) shows them."""
         if self.dropped:
             self.ctx.notes[SEGMENTS_DROPPED] = self.dropped
+
+
+def steps_with_sentences(ctx: Context, name: str, videos: list[tuple[str, float | None, list[tuple[float, float, str]]]],
+                         retrieval: str) -> dict[str, dict]:
+    """Releases that describe a video's steps one sentence a segment (ActivityNet Captions, YouCook2): videos
+    are (file, release duration, [(start, end, sentence)]). Captioning: each segment (fitted) and its sentence.
+    Retrieval: `paragraph`, a video's sentences joined in order against the whole video; otherwise each
+    sentence against its segment. Writes <name>_segments.jsonl (and <name>_paragraphs.jsonl)."""
+    segs = Segments(ctx)
+    paragraphs, clips = [], []
+    for rel, duration, steps in videos:
+        paragraphs.append({"video": rel, "caption": " ".join(sentence for _, _, sentence in steps)})
+        for start, end, sentence in steps:
+            fit = segs.fit(rel, start, end, duration)
+            if fit:
+                clips.append({"video": rel, "start": fit[0], "end": fit[1], "captions": [sentence]})
+    segs.record()
+    clip_file = ctx.write_jsonl(f"{name}_segments.jsonl", clips)
+    ret_file = ctx.write_jsonl(f"{name}_paragraphs.jsonl", paragraphs) if retrieval == "paragraph" else clip_file
+    return {"retrieval": {"annotations": ret_file}, "captioning": {"annotations": clip_file}}

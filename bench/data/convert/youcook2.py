@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.data.convert.common import Context, ConvertError, Option, find_media, load_json, register, seconds
-from bench.data.convert.segments import Segments
+from bench.data.convert.segments import steps_with_sentences
 
 ANNOTATIONS = ("youcookii_annotations_trainval.json", "annotations/youcookii_annotations_trainval.json",
                "YouCookII/annotations/youcookii_annotations_trainval.json")
@@ -64,23 +64,15 @@ def _names(subset: str, recipe: str, vid: str) -> list[str]:
 def convert(ctx: Context) -> dict[str, dict]:
     split = ctx.options["split"]
     path, data = load_json(ctx, *ANNOTATIONS)
-    segs = Segments(ctx)
-    videos = {vid: v for vid, v in _database(path, data).items() if isinstance(v, dict) and v.get("subset") == split}
-    if not videos:
+    listed = {vid: v for vid, v in _database(path, data).items() if isinstance(v, dict) and v.get("subset") == split}
+    if not listed:
         raise ConvertError(f"{path}: no video has 'subset' {split!r}")
-    clips, paragraphs = [], []
-    for vid, v in videos.items():
+    videos = []
+    for vid, v in listed.items():
         annotations = _segments(path, vid, v)
         rel = find_media(ctx, _names(split, str(v.get("recipe_type", "")), vid), f"{path.name} {vid}")
         if rel is None or not annotations:
             continue
         duration = seconds(v["duration"], f"{path}: database[{vid!r}].duration") if "duration" in v else None
-        paragraphs.append({"video": rel, "caption": " ".join(s for _, _, s in annotations)})
-        for start, end, sentence in annotations:
-            fit = segs.fit(rel, start, end, duration)
-            if fit:
-                clips.append({"video": rel, "start": fit[0], "end": fit[1], "captions": [sentence]})
-    segs.record()
-    clip_file = ctx.write_jsonl(f"{split}_segments.jsonl", clips)
-    ret_file = ctx.write_jsonl(f"{split}_paragraphs.jsonl", paragraphs) if ctx.options["retrieval"] == "paragraph" else clip_file
-    return {"retrieval": {"annotations": ret_file}, "captioning": {"annotations": clip_file}}
+        videos.append((rel, duration, annotations))
+    return steps_with_sentences(ctx, split, videos, ctx.options["retrieval"])
