@@ -85,7 +85,7 @@ def weight_hash(module: nn.Module) -> str:
         if t.device.type == "meta":
             h.update(str(tuple(t.shape)).encode())
             continue
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d too (a logit scale)
     return h.hexdigest()[:16]
 
 
