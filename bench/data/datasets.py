@@ -19,6 +19,7 @@ names here, through `resolve_name`, and read dataset folders through `read_datas
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -27,6 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_REGISTRY = REPO_ROOT / "experiments" / "datasets.yaml"
 REGISTRY_ENV, ROOT_ENV = "VLJEPA_DATASETS", "VLJEPA_DATA_ROOT"
 DATASET_FILE = "dataset.yaml"
+# name prefix -> fn(name) -> folder: datasets the suite writes itself on first use. Registered from above (the
+# paper_micro export, bench/eval/sets/micro.py, needs the cache and the eval sets, which import this module)
+BUILTIN_DATASETS: dict[str, Callable[[str], Path]] = {}
 
 
 class RegistryError(ValueError):
@@ -69,7 +73,14 @@ def load_registry(path: Path | None = None) -> dict[str, Path]:
 
 def resolve_name(name: str, registry: dict[str, Path]) -> Path | None:
     """A dataset name -> its folder or file: a registry name, or a path (anything with a '/', or starting
-    with '.'); None when it is neither."""
+    with '.'), or a built-in dataset (`builtin:micro_*`, exported into the cache on first use: bench/eval/sets/micro.py);
+    None when it is neither."""
+    if name.startswith("builtin:"):
+        for prefix, build in BUILTIN_DATASETS.items():
+            if name.startswith(prefix):
+                return build(name)
+        raise DatasetError(f"unknown built-in dataset {name!r}; known prefixes: {', '.join(BUILTIN_DATASETS) or 'none'} "
+                           "(registered by bench.eval.sets.micro, which the eval sets' resolver imports)")
     if name in registry:
         return registry[name]
     if "/" in name or name.startswith("."):

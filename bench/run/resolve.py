@@ -6,10 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 from bench.cache import cache_dir
-from bench.data.tokenizer import build_shapes_tokenizer
+from bench.data.tokenizer import build_gemma_bpe_tokenizer, build_llama_bpe_tokenizer, build_shapes_tokenizer
 from models.config import ModelConfig
 
-BUILTIN_TOKENIZERS = {"builtin:shapes": build_shapes_tokenizer}
+BUILTIN_TOKENIZERS = {"builtin:shapes": build_shapes_tokenizer,
+                      "builtin:llama_bpe": build_llama_bpe_tokenizer,   # Llama 3.2's class, trained offline
+                      "builtin:gemma_bpe": build_gemma_bpe_tokenizer}   # EmbeddingGemma's class, trained offline
 
 
 def _resolve_tokenizer(source: str) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.data.datasets import DatasetError, RegistryError, load_registry, registry_file, resolve_name
 from bench.data.sources import source_of
+from bench.eval.sets import micro  # noqa: F401  registers the builtin:micro_* datasets (paper_micro.yaml)
 from bench.eval.sets.disk import disk_set, limit
 from bench.eval.sets.media import probe_picks, unreadable_sample
 from bench.eval.sets.shapes import shapes_set
