@@ -19,6 +19,17 @@ from bench.data.text import vocabulary
 SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>"]
 
 
+def _save_once(fast, path: Path) -> Path:
+    """Save a tokenizer into `path` whole: into a temporary folder first, then renamed."""
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    fast.save_pretrained(tmp)
+    try:
+        tmp.rename(path)  # atomic: a reader sees no folder or a complete one
+    except OSError:  # another process won the race with identical content
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
 def build_shapes_tokenizer(out_dir: Path) -> Path:
     """Write a PreTrainedTokenizerFast over the world's words to out_dir (idempotent)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -35,13 +46,7 @@ def build_shapes_tokenizer(out_dir: Path) -> Path:
     tok.post_processor = processors.TemplateProcessing(single="$A", special_tokens=[])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
                                    bos_token="<bos>", eos_token="<eos>")
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    fast.save_pretrained(tmp)
-    try:
-        tmp.rename(path)  # atomic: a reader sees no folder or a complete one
-    except OSError:  # another process won the race with identical content
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return _save_once(fast, path)
 
 
 # ---------------------------------------------------------------- paper-class tokenizers, trained offline
@@ -60,16 +65,6 @@ def world_texts() -> list[str]:
     for i in range(TRAIN_SCENES):
         texts.extend(world.references("train", i))
     return texts
-
-
-def _save_once(fast, path: Path) -> Path:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    fast.save_pretrained(tmp)
-    try:
-        tmp.rename(path)  # atomic: a reader sees no folder or a complete one
-    except OSError:  # another process won the race with identical content
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def _digest(texts: list[str], vocab_size: int) -> str:
