@@ -161,7 +161,7 @@ def test_resume_passes_over_a_damaged_checkpoint_exactly(tmp_path):
     folder, resumes from the intact one before it, and ends with the records of an uninterrupted run."""
     whole = cfg_for(tmp_path / "whole")
     run_in_process(whole)
-    cfg = cfg_for(tmp_path / "damaged")
+    cfg = cfg_for(tmp_path / "damaged", "train.keep_checkpoints=2")  # the intact one before the newest stays
     run_in_process(cfg)
     d = tmp_path / "damaged" / run_id(cfg)
     record = read_json(d / RUN_RECORD)

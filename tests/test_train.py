@@ -76,7 +76,7 @@ def test_twins_record_identical_parity_blocks(tmp_path):
 
 @pytest.mark.slow
 def test_stage_two_starts_from_stage_one_weights(tmp_path):
-    cfg = cfg_for(tmp_path, "train.budget.samples=128", "eval.grid=[]", "eval.tasks=[]",
+    cfg = cfg_for(tmp_path, "train.budget.samples=128", "eval.grid=[]", "eval.tasks=[]", "train.keep_checkpoints=2",
                   "train.stages=[{name: pretrain, data_stage: pretrain, samples: 64}, "
                   "{name: sft, data_stage: sft, samples: 64, lr: 0.0005}]")
     run_in_process(cfg)
