@@ -174,13 +174,19 @@ class HFDualEncoder(nn.Module):
                 "tokenizer": type(self.tokenizer).__name__, "text_padding": TEXT_PADDING[self.model_type]}
 
 
+def read_config(source: str, spec: str) -> Any:
+    """The transformers config of a folder or hub id (its model_type says which adapter reads it); an error naming
+    the spec where there is none."""
+    try:
+        return AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as e:
+        raise ReferenceModelError(f"{spec}: no transformers config could be read from {source!r} ({e})") from None
+
+
 def load_hf(source: str, spec: str, frames: int = DEFAULT_FRAMES) -> HFDualEncoder:
     """A transformers folder or hub id (resolved from the local cache when offline) -> the adapter; errors name the
     spec and what was expected of it."""
-    try:
-        config = AutoConfig.from_pretrained(source)
-    except (OSError, ValueError) as e:
-        raise ReferenceModelError(f"{spec}: no transformers config could be read from {source!r} ({e})") from None
+    config = read_config(source, spec)
     if config.model_type not in TEXT_PADDING:
         raise ReferenceModelError(f"{spec}: model_type {config.model_type!r} in its config.json; expected a contrastive "
                              f"dual encoder, one of {', '.join(TEXT_PADDING)}")

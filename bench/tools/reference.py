@@ -2,11 +2,14 @@
 
     python -m bench.eval hf:openai/clip-vit-base-patch32 --tasks classification retrieval
     python -m bench.eval hf:/models/siglip2-base --sets classification=kinetics400 --frames 16
+    python -m bench.eval hf:HuggingFaceTB/SmolVLM-256M-Instruct --tasks captioning classification vqa
 
-A reference spec is `hf:PATH_OR_ID` (a transformers CLIP, SigLIP or SigLIP2 folder or hub id, read offline from
-the local cache when HF_HUB_OFFLINE=1; models/reference_clip.py). `open_clip:ARCH[:WEIGHTS]` is recognised and
-refused: open_clip_torch needs torchvision, which the package registry has only as a CUDA build that does not
-import beside the CPU torch these machines use.
+A reference spec is `hf:PATH_OR_ID`, a transformers folder or hub id (read offline from the local cache when
+HF_HUB_OFFLINE=1), read by the adapter its config's model_type names (ADAPTERS): a contrastive dual encoder
+(CLIP, SigLIP, SigLIP2: models/reference_clip.py) or a generative VLM (Idefics3/SmolVLM, LLaVA:
+models/reference_vlm.py). `open_clip:ARCH[:WEIGHTS]` is recognised and refused: open_clip_torch needs
+torchvision, which the package registry has only as a CUDA build that does not import beside the CPU torch these
+machines use.
 
 The evaluation settings ride on a run config: experiments/base/tiny.yaml (CARRIER) with the shapes world read at
 the model's own clip shape (its frames, its processor's image size: data.shapes.frames, data.shapes.size, which
@@ -14,11 +17,13 @@ also set the size dataset folders are decoded at), no feature cache (a reference
 kinds excluded (the tiny preset excludes shape because its random encoder cannot see it), and the command line's
 --tasks, --sets, --split and --size applied as for a run. The records go to <output_dir>/<id> (results/runs by
 default), id a hash of the spec, the weights' hash, the adapter's reading (pooling, frames, size, scoring) and
-the evaluation settings: run.json (`reference: true`, the spec, the weights' hash, the adapter's reading, the
-code's commit and the libraries' versions, and the sections of the config the evaluation read, with a training
-budget of 0 samples so that analysis reads the records as the model's final values) and evals.jsonl, records as
-a run's at samples_seen 0. Tasks the model cannot do (a dual encoder writes no text: captioning, streaming) get
-one `not_applicable` record each, with the reason, not a failure.
+the evaluation settings: run.json (`reference: true`, the spec, the weights' hash, the adapter's reading and the
+queries it was asked, the code's commit and the libraries' versions, and the sections of the config the
+evaluation read, with a training budget of 0 samples so that analysis reads the records as the model's final
+values) and evals.jsonl, records as a run's at samples_seen 0. The queries are those of the data stage the model
+names (`query_stage`: a generative VLM is asked the instruction stage's, "describe the video"; a dual encoder
+none). Tasks the model cannot do get one `not_applicable` record each, with the reason, not a failure: a dual
+encoder writes no text (captioning, streaming), a generative VLM has no embedding (retrieval, streaming, hardneg).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -41,16 +47,30 @@ from bench.eval.tasks import TASK_FAILED, evaluate
 from bench.eval.tasks.common import EvalContext, stage_queries
 from bench.results import DONE, FAILED, RUNNING, RunDir, append_jsonl, prediction_writer, write_json
 from bench.run.provenance import git_commit, versions
-from models.reference_clip import DEFAULT_FRAMES, HFDualEncoder, ReferenceModelError, load_hf
+from models import reference_clip, reference_vlm
+from models.reference_clip import DEFAULT_FRAMES, HFDualEncoder, ReferenceModelError, read_config
+from models.reference_vlm import HFGenerativeVLM
 
 PREFIXES = ("hf:", "open_clip:")
 CARRIER = REPO_ROOT / "experiments" / "base" / "tiny.yaml"
 STAGE = "reference"  # the records' stage: no training stage produced them
 NOT_APPLICABLE = "not_applicable"  # the metric of a task the model cannot do
+ReferenceModel = HFDualEncoder | HFGenerativeVLM
+# config.model_type -> the adapter's loader (source, spec, frames): one registry, each adapter's families
+ADAPTERS: dict[str, Callable[[str, str, int], ReferenceModel]] = {
+    **{t: reference_clip.load_hf for t in reference_clip.TEXT_PADDING},
+    **{t: reference_vlm.load_hf for t in reference_vlm.FAMILIES},
+}
 # what of the adapter's description changes the numbers (its class names vary with the library's version)
-READING = ("video_pooling", "frames", "image_size", "score", "text_padding")
+READING = ("video_pooling", "frames", "image_size", "score", "text_padding", "video_input", "prompt", "query_stage",
+           "candidate_end", "answer_separator", "generation", "max_candidate_tokens", "processor_kwargs")
+# the tasks a model cannot do, and why: those that need text it does not write, or an embedding it does not have
 TEXT_TASKS = {"captioning": "the model writes no text (a contrastive dual encoder)",
               "streaming": "selective decoding turns embeddings into text; the model writes none"}
+EMBEDDING_TASKS = {"retrieval": "a reference model's retrieval ranks clips and texts by their embeddings; the model has "
+                                "none (a generative VLM: the likelihood of every text on every clip is N x N prefix passes)",
+                   "streaming": "selective decoding clusters a stream of clip embeddings; the model has none",
+                   "hardneg": "text-only hard negatives compare text embeddings; the model has none"}
 
 
 def is_reference(text: str) -> bool:
@@ -58,8 +78,9 @@ def is_reference(text: str) -> bool:
     return text.startswith(PREFIXES)
 
 
-def load_reference(spec: str, frames: int = DEFAULT_FRAMES) -> HFDualEncoder:
-    """The adapter of a reference spec; errors name the spec and the forms a spec takes."""
+def load_reference(spec: str, frames: int = DEFAULT_FRAMES) -> ReferenceModel:
+    """The adapter of a reference spec, chosen by its config's model_type (ADAPTERS); errors name the spec and the
+    forms a spec takes."""
     kind, _, rest = spec.partition(":")
     if not rest:
         raise ReferenceModelError(f"reference spec {spec!r}: nothing after '{kind}:'; expected hf:PATH_OR_ID")
@@ -67,10 +88,21 @@ def load_reference(spec: str, frames: int = DEFAULT_FRAMES) -> HFDualEncoder:
         raise ReferenceModelError(f"reference spec {spec!r}: open_clip models are not supported here (open_clip_torch "
                                   "needs a torchvision that imports beside the installed torch); give the same weights "
                                   "as a transformers folder: hf:PATH")
-    return load_hf(rest, spec, frames)
+    model_type = read_config(rest, spec).model_type
+    if model_type not in ADAPTERS:
+        raise ReferenceModelError(
+            f"{spec}: model_type {model_type!r} in its config.json; expected a contrastive dual encoder "
+            f"({', '.join(reference_clip.TEXT_PADDING)}) or a generative VLM ({', '.join(reference_vlm.FAMILIES)})")
+    return ADAPTERS[model_type](rest, spec, frames)
 
 
-def carrier_config(model: HFDualEncoder, output_dir: str | None = None) -> RunConfig:
+def queries_of(model: ReferenceModel) -> dict[str, str]:
+    """The query each task asks the model: those of the data stage it names (an instruction-tuned VLM: the
+    instruction stage's), else none (pretraining's)."""
+    return stage_queries(getattr(model, "query_stage", "pretrain"))
+
+
+def carrier_config(model: ReferenceModel, output_dir: str | None = None) -> RunConfig:
     """The run config that carries a reference model's evaluation settings (see the module's docstring)."""
     overrides: dict[str, Any] = {"name": f"reference {model.spec}", "data.cache": False,
                                  "data.shapes.frames": model.frames, "data.shapes.size": model.image_size,
@@ -82,7 +114,9 @@ def carrier_config(model: HFDualEncoder, output_dir: str | None = None) -> RunCo
 
 def applicable(cfg: RunConfig, model: Any) -> tuple[RunConfig, dict[str, str]]:
     """(cfg with only the tasks the model can do, {task: why not} for the others)."""
-    skipped = {t: why for t, why in TEXT_TASKS.items() if t in cfg.eval.tasks and not getattr(model, "generates_text", True)}
+    cannot = {**(EMBEDDING_TASKS if not getattr(model, "has_embedding", True) else {}),
+              **(TEXT_TASKS if not getattr(model, "generates_text", True) else {})}
+    skipped = {t: why for t, why in cannot.items() if t in cfg.eval.tasks}
     tasks = [t for t in cfg.eval.tasks if t not in skipped]
     return replace(cfg, eval=replace(cfg.eval, tasks=tasks, sets={t: s for t, s in cfg.eval.sets.items() if t in tasks})), skipped
 
@@ -92,7 +126,7 @@ def evaluated_config(cfg: RunConfig) -> dict[str, Any]:
     return {"seed": cfg.seed, "data": to_dict(cfg.data), "eval": to_dict(cfg.eval), "train": {"budget": {"samples": 0}}}
 
 
-def reference_id(spec: str, model: HFDualEncoder, cfg: RunConfig, skipped: dict[str, str]) -> str:
+def reference_id(spec: str, model: ReferenceModel, cfg: RunConfig, skipped: dict[str, str]) -> str:
     """A hash of the spec, the weights, the adapter's reading and the evaluation settings (tasks included)."""
     reading = {k: v for k, v in model.describe().items() if k in READING}
     blob = {"spec": spec, "weights": model.weight_hash(), "adapter": reading, "seed": cfg.seed,
@@ -106,11 +140,12 @@ def library_versions() -> dict[str, str]:
     return {**versions(), "tokenizers": tokenizers.__version__, "pillow": PIL.__version__}
 
 
-def start_record(spec: str, rid: str, model: HFDualEncoder, cfg: RunConfig, skipped: dict[str, str]) -> dict[str, Any]:
+def start_record(spec: str, rid: str, model: ReferenceModel, cfg: RunConfig, skipped: dict[str, str]) -> dict[str, Any]:
     """run.json as the evaluation starts: a run's keys (analysis reads them alike) and the reference's provenance."""
     now = time.time()
     return {"run_id": rid, "name": cfg.name, "model": spec, "seed": cfg.seed, "reference": True, "spec": spec,
-            "weights_hash": model.weight_hash(), "adapter": model.describe(), "not_applicable": skipped,
+            "weights_hash": model.weight_hash(), "adapter": {**model.describe(), "queries": queries_of(model)},
+            "not_applicable": skipped,
             "config": evaluated_config(cfg), "git_commit": git_commit(), "versions": library_versions(),
             "parity": {**model.parity(), "parameters": model.parameter_counts()}, "grid": [0], "samples_seen": 0,
             "train_flops": 0, "train_s": 0.0, "started": now, "updated": now, "status": RUNNING}
@@ -127,7 +162,7 @@ def not_applicable_records(skipped: dict[str, str]) -> list[dict[str, Any]]:
             for t, why in skipped.items()]
 
 
-def evaluate_reference(cfg: RunConfig, model: HFDualEncoder, skipped: dict[str, str]) -> tuple[list[dict], RunDir]:
+def evaluate_reference(cfg: RunConfig, model: ReferenceModel, skipped: dict[str, str]) -> tuple[list[dict], RunDir]:
     """Every applicable task of cfg.eval on the model, each task's records appended to the reference's evals.jsonl
     as it finishes, per-item outputs under predictions/ as a run's at 0 samples; run.json says how it ended."""
     spec = model.spec
@@ -147,7 +182,7 @@ def evaluate_reference(cfg: RunConfig, model: HFDualEncoder, skipped: dict[str, 
     try:
         recs: list[dict] = []
         if cfg.eval.tasks:
-            ctx = EvalContext.from_config(cfg, load_sets(cfg), stage_queries("pretrain"), device)
+            ctx = EvalContext.from_config(cfg, load_sets(cfg), queries_of(model), device)
             ctx.predictions = prediction_writer(run.predictions(0))
             ctx.log = lambda line: print(f"note: {line}", file=sys.stderr)
             recs = evaluate(model, ctx, cfg.eval.tasks, on_task=write)
