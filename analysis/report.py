@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import captions, evalnoise, figstyle, figures, power, tables
+from analysis import captions, evalnoise, figstyle, figures, measured_tables, power, reference_rows, tables
 from analysis import templates as tpl
 from analysis.records import metrics, runs, training_curves
 from bench.results import SWEEPS, read_json
@@ -47,6 +47,7 @@ class Store:
     frame: pd.DataFrame  # analysis.records.metrics: one row per (run, sweep, samples_seen, task, metric)
     run_frame: pd.DataFrame  # analysis.records.runs
     losses: pd.DataFrame  # analysis.records.training_curves
+    measured: tuple[reference_rows.MeasuredRun, ...] = ()  # the reference models evaluated without training
 
     @property
     def figure_dir(self) -> Path:
@@ -166,7 +167,9 @@ def _runs(store: Store) -> list[str]:
     if not len(frame):
         return []
     status = frame.drop_duplicates(["run_id", "sweep"]).groupby(["sweep", "status"]).size()
-    lines = tpl.fill(tpl.RUNS_HEAD) + [tpl.RUNS_ROW.format(sweep=s, status=st, runs=n) for (s, st), n in status.items()]
+    # runs of no sweep (reference models, single runs) have no row: an empty table says nothing
+    lines = (tpl.fill(tpl.RUNS_HEAD) if len(status) else []) + \
+        [tpl.RUNS_ROW.format(sweep=s, status=st, runs=n) for (s, st), n in status.items()]
     partial = frame[frame["partial"]].drop_duplicates("run_id")
     if len(partial):
         named = ", ".join(tpl.PARTIAL_RUN.format(run_id=r.run_id, status=r.status) for r in partial.itertuples())
@@ -263,22 +266,34 @@ def sweep_section(store: Store, record: dict) -> list[str]:
 # -- after the sweeps ---------------------------------------------------------------------------------------------------
 
 def _literature(store: Store) -> list[str]:
-    return tpl.fill(tpl.LITERATURE, table=tables.sota_markdown(store.frame))
+    measured = reference_rows.sota_rows(store.measured)
+    return tpl.fill(tpl.LITERATURE, table=tables.sota_markdown(store.frame, measured))
+
+
+def _measured(store: Store) -> list[str]:
+    """The reference models measured here, and their numbers on the shapes world (apart from every benchmark)."""
+    models = measured_tables.models_markdown(store.measured)
+    shapes = measured_tables.shapes_markdown(store.measured)
+    return (tpl.fill(tpl.MEASURED_MODELS, table=models) if models else []) + \
+        (tpl.fill(tpl.MEASURED_SHAPES, tables=shapes) if shapes else [])
 
 
 def _per_dataset(store: Store) -> list[str]:
-    per_dataset = tables.per_dataset_markdown(metrics(store.results, per_dataset=True)) if len(store.frame) else ""
+    rows = reference_rows.per_dataset_rows(store.measured)
+    frame = metrics(store.results, per_dataset=True) if len(store.frame) else pd.DataFrame()
+    per_dataset = tables.per_dataset_markdown(frame, rows)
     return tpl.fill(tpl.PER_DATASET, table=per_dataset) if per_dataset else []
 
 
 def build(results: Path, out: Path) -> Path:
     """The report of the store at results, as out/README.md (figures in out/figures, each ablation's LaTeX beside)."""
-    store = Store(results, out, metrics(results), runs(results), training_curves(results))
+    store = Store(results, out, metrics(results), runs(results), training_curves(results),
+                  tuple(reference_rows.measured_runs(results)))
     out.mkdir(parents=True, exist_ok=True)
     lines = _header(store) + _runs(store)
     for record in sweep_records(results):
         lines += sweep_section(store, record)
-    lines += _literature(store) + _per_dataset(store)
+    lines += _literature(store) + _measured(store) + _per_dataset(store)
     page = out / "README.md"
     page.write_text("\n".join(lines) + "\n")
     return page

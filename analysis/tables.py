@@ -232,50 +232,71 @@ PER_DATASET_METRICS = {"classification": "top1", "retrieval": "t2v_R@1", "vqa": 
                        "hardneg": "accuracy", "captioning": "CIDEr"}
 
 
-def per_dataset_markdown(full: pd.DataFrame) -> str:
-    """Each run's number on every dataset it was evaluated on (at the full budget, mean ± interval over
-    seeds), with the paper's number for that dataset beside it (results/reference/per_dataset.csv), and
-    each task's mean over its sets beside the paper's average where the sets are the paper's. Empty when
-    no run was evaluated on a dataset on disk."""
+def paper_beside(task: str, dataset: str, metric: str, sets: list[str]) -> tuple[str, str]:
+    """(the paper's number, its model and source) for a dataset of results/reference/per_dataset.csv, matched by
+    its name; a mean over sets only where they are exactly the sets the paper averages. ("-", "-") otherwise."""
+    ref = reference("per_dataset")
+    paper = ref[(ref["dataset"] == dataset) & (ref["task"] == task) & (ref["metric"] == metric)]
+    if dataset == "mean" and set(sets) != set(ref[(ref["task"] == task) & (ref["dataset"] != "mean")]["dataset"]):
+        paper = paper.iloc[0:0]  # the paper's average is over other sets
+    if not len(paper):
+        return "-", "-"
+    return f"{paper['value'].iloc[0]:.1f}", f"{paper['model'].iloc[0]}; {paper['source'].iloc[0]}"
+
+
+def _suite_dataset_rows(full: pd.DataFrame) -> list[dict]:
+    """The suite's runs on each dataset on disk, at the full budget, mean ± interval over seeds."""
     if "dataset" not in full:
-        return ""
+        return []
     f = final_values(full.dropna(subset=["dataset", "sweep"]))
     in_memory = f["dataset"].astype(str).str.fullmatch(r"shapes(:\w+)?")  # the world itself, not files
     f = f[~in_memory]
-    if f.empty:
-        return ""
-    ref = reference("per_dataset")
-    lines = ["| sweep | model | task | dataset | metric | ours | paper | paper's model and source |",
-             "|---|---|---|---|---|---:|---:|---|"]
+    rows = []
     for (sweep, model, task, dataset), g in f.groupby(["sweep", "model", "task", "dataset"], sort=False):
         metric = PER_DATASET_METRICS.get(task)
         picked = g[g["metric"] == metric]
         vals = picked.groupby("seed")["value"].mean()
         if metric is None or vals.empty:
             continue
-        paper = ref[(ref["dataset"] == dataset) & (ref["task"] == task) & (ref["metric"] == metric)]
-        label = dataset
-        if dataset == "mean":
-            sets = json.loads(picked["sets"].dropna().iloc[0])
-            label = f"mean of {len(sets)}"
-            papers = set(ref[(ref["task"] == task) & (ref["dataset"] != "mean")]["dataset"])
-            if set(sets) != papers:
-                paper = paper.iloc[0:0]  # the paper's average is over other sets
+        sets = json.loads(picked["sets"].dropna().iloc[0]) if dataset == "mean" else []
+        paper, cite = paper_beside(task, dataset, metric, sets)
         mean, half, n = interval(vals)
-        cite = f"{paper['model'].iloc[0]}; {paper['source'].iloc[0]}" if len(paper) else "-"
-        value = f"{paper['value'].iloc[0]:.1f}" if len(paper) else "-"
-        lines.append(f"| {sweep} | {model} | {task} | {label} | {metric} | {_fmt(mean, half, n, bold=False)} | "
-                     f"{value} | {cite} |")
-    return "\n".join(lines) if len(lines) > 2 else ""
+        rows.append({"sweep": sweep, "model": model, "task": task, "dataset": f"mean of {len(sets)}" if sets else dataset,
+                     "metric": metric, "ours": _fmt(mean, half, n, bold=False), "paper": paper, "cite": cite})
+    return rows
 
 
-def sota_markdown(frame: pd.DataFrame | None = None) -> str:
-    """The literature's numbers with their sources, and beside them the suite's own runs (on their own data:
-    the tiny preset's numbers are not comparable with the benchmarks', only placed in the same frame)."""
-    ref = reference("sota")
-    lines = ["| model | benchmark | metric | value | source |", "|---|---|---|---:|---|"]
-    lines += [f"| {r.model} | {r.benchmark} | {r.metric} | {r.value:.1f} | {r.source} |" for r in ref.itertuples()]
-    if frame is not None and len(frame):
-        lines += [f"| {r['model']} | {r['benchmark']} | {r['metric']} | {r['value']} | {r['source']} |"
-                  for r in suite_rows(frame)]
+def per_dataset_markdown(full: pd.DataFrame, measured: list[dict] | None = None) -> str:
+    """Each run's number on every dataset it was evaluated on (at the full budget, mean ± interval over
+    seeds), with the paper's number for that dataset beside it (results/reference/per_dataset.csv), and
+    each task's mean over its sets beside the paper's average where the sets are the paper's; then the rows
+    measured here by reference models (analysis/reference_rows.py), each labelled with what it was measured
+    on. Empty when no run was evaluated on a dataset on disk."""
+    rows = _suite_dataset_rows(full) + list(measured or [])
+    if not rows:
+        return ""
+    lines = ["| sweep | model | task | dataset | metric | ours | paper | paper's model and source |",
+             "|---|---|---|---|---|---:|---:|---|"]
+    lines += [f"| {r['sweep']} | {r['model']} | {r['task']} | {r['dataset']} | {r['metric']} | {r['ours']} | "
+              f"{r['paper']} | {r['cite']} |" for r in rows]
     return "\n".join(lines)
+
+
+def sota_markdown(frame: pd.DataFrame | None = None, measured: dict[str, list[dict]] | None = None) -> str:
+    """The literature's numbers with their sources; each benchmark's rows measured here by reference models right
+    after its last literature row (analysis/reference_rows.py decides which set is which benchmark); then the
+    suite's own runs (on their own data: the tiny preset's numbers are not comparable with the benchmarks', only
+    placed in the same frame)."""
+    ref = reference("sota")
+    last = {b: i for i, b in enumerate(ref["benchmark"])}
+    rows = []
+    for i, r in enumerate(ref.itertuples()):
+        rows.append({"model": r.model, "benchmark": r.benchmark, "metric": r.metric, "value": f"{r.value:.1f}",
+                     "source": r.source})
+        if last[r.benchmark] == i:
+            rows += (measured or {}).get(r.benchmark, [])
+    if frame is not None and len(frame):
+        rows += suite_rows(frame)
+    lines = ["| model | benchmark | metric | value | source |", "|---|---|---|---:|---|"]
+    return "\n".join(lines + [f"| {r['model']} | {r['benchmark']} | {r['metric']} | {r['value']} | {r['source']} |"
+                              for r in rows])

@@ -113,14 +113,39 @@ TRAINING_LOSS = ("\n"
                  "*Training loss, {sweep}: each seed a thin line, their mean a thick one (metrics.jsonl: the average over "
                  "each window of logged steps).*")
 
-# after the sweeps: the literature, and each dataset beside the paper
+# after the sweeps: the literature, the reference models measured here, and each dataset beside the paper
 LITERATURE = ("\n"
               "## Literature, and the suite's runs beside it\n"
               "\n"
+              "Literature rows cite their source (the paper's own rows, and the baselines it cites). A row *(measured "
+              "here)* is an off-the-shelf model evaluated by this suite (`python -m bench.eval hf:...`); it sits under a "
+              "benchmark's literature rows only where its eval set is that benchmark by its registry name (or, for an "
+              "\"(8 sets)\" average, the mean over exactly the paper's sets), and its source says what it was measured "
+              "on. Numbers a reference model measured on the shapes world are in a table of their own below, never under "
+              "a benchmark.\n"
+              "\n"
               "{table}\n")
+MEASURED_MODELS = ("### Reference models measured here\n"
+                   "\n"
+                   "Each off-the-shelf model this store holds records of (docs/reference_models.md): its weights, the clip "
+                   "shape it read its eval sets at, what it was evaluated on, and what it was not: *n/a* is a task the model "
+                   "cannot do (not a failure), *failed* a task whose evaluation broke; the footnotes say why.\n"
+                   "\n"
+                   "{table}\n")
+MEASURED_SHAPES = ("### Reference models on the shapes world\n"
+                   "\n"
+                   "The suite's procedural clips, not a benchmark: no number in these tables compares with a literature "
+                   "number above. One table per eval set; each task's headline metric, chance in brackets.\n"
+                   "\n"
+                   "{tables}\n")
+MEASURED_SHAPES_SET = ("*On {where}:*\n"
+                       "\n"
+                       "{table}")
 PER_DATASET = ("## Per dataset, beside the paper\n"
                "\n"
                "Each run's number on each dataset it was evaluated on, at its full budget, and the paper's number for that "
-               "dataset; a task's mean over its sets is beside the paper's average only where the sets are the paper's.\n"
+               "dataset; a task's mean over its sets is beside the paper's average only where the sets are the paper's. "
+               "Rows *(measured here)* are reference models; the paper's number is beside one only where its set is the "
+               "paper's dataset by its registry name (a folder given by its path is matched to no benchmark).\n"
                "\n"
                "{table}\n")
