@@ -8,7 +8,14 @@ per-seed differences d_1..d_n are what the comparison measures. From them:
 - mde: the minimum detectable effect, the true difference a two-sided paired t-test at alpha = 0.05 finds
   with 80% power at this n and sd (exact, through the noncentral t distribution);
 - seeds_needed: the smallest n at which the paper's difference for the same comparison would be found
-  with 80% power, if our sd held (None when the paper has no number for it).
+  with 80% power, if our sd held (None when the paper has no number for it);
+- mde_range: the mde's 95% range from the sd's own uncertainty. An sd from n seeds has n - 1 degrees of
+  freedom, so at 3 seeds the true sd lies anywhere from about 0.5x to 6x the one seen (chi-square), and
+  the mde with it;
+- p and p_holm: the paired t-test's two-sided p-value, and Holm's step-down adjustment over the rows of
+  one experiment's table (power_markdown), which keeps the chance of any false "reproduced" or
+  "contradicted" among them at 5%. A verdict whose interval excludes 0 but whose Holm p does not stay
+  under 0.05 is marked so.
 
 The verdict follows the interval: "reproduced" when it excludes 0 in the paper's direction,
 "contradicted" when it excludes 0 the other way, "unresolved" otherwise (with the mde beside it).
@@ -66,6 +73,51 @@ def seeds_needed(effect: float, sd: float, target: float = POWER) -> int | None:
     return lo
 
 
+def sd_range(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The `level` interval of the true SD behind a sample SD `sd` of n values: (n - 1) sd^2 / sigma^2 is
+    chi-square with n - 1 degrees of freedom."""
+    from scipy import stats
+
+    if n < 2 or not sd > 0:
+        return float("nan"), float("nan")
+    df, tail = n - 1, (1 - level) / 2
+    return (sd * math.sqrt(df / stats.chi2.ppf(1 - tail, df)), sd * math.sqrt(df / stats.chi2.ppf(tail, df)))
+
+
+def mde_range(sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The minimum detectable effect at either end of sd_range: how uncertain the mde is, since it plugs in an
+    SD measured on n seeds (the mde is proportional to the SD at fixed n)."""
+    mde = minimum_detectable_effect(sd, n)
+    lo, hi = sd_range(sd, n, level)
+    return (mde * lo / sd, mde * hi / sd) if mde == mde else (float("nan"), float("nan"))
+
+
+def p_value(mean: float, sd: float, n: int) -> float:
+    """Two-sided p of the paired t-test of n differences with this mean and SD (nan without spread)."""
+    from scipy import stats
+
+    if n < 2 or not sd > 0:
+        return float("nan")
+    return float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+
+
+def holm(ps: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (nan stays nan and counts for nothing): the k-th smallest of m
+    p-values times (m - k + 1), made monotone, capped at 1."""
+    order = sorted((p, i) for i, p in enumerate(ps) if p == p)
+    out, running, m = [float("nan")] * len(ps), 0.0, len(order)
+    for k, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p))
+        out[i] = running
+    return out
+
+
+def with_holm(rows: list[dict]) -> list[dict]:
+    """rows with p_holm: Holm over the rows' p-values (one experiment's table)."""
+    adjusted = holm([r.get("p", float("nan")) for r in rows])
+    return [{**r, "p_holm": a} for r, a in zip(rows, adjusted)]
+
+
 def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int | None = None,
            eval_se: float | None = None) -> dict:
     """Everything above for one paired comparison's per-seed differences. direction (+1 or -1): the sign the
@@ -86,6 +138,7 @@ def paired(diffs: pd.Series, paper_effect: float | None = None, direction: int |
     else:
         verdict = "contradicted"
     return {"n": n, "mean": mean, "half": half, "sd": sd, "mde": minimum_detectable_effect(sd, n),
+            "mde_range": mde_range(sd, n), "p": p_value(mean, sd, n),
             "paper": paper_effect, "seeds_needed": seeds_needed(paper_effect, sd) if paper_effect else None,
             "verdict": verdict, "eval_se": eval_se}
 
@@ -100,19 +153,36 @@ def eval_noise(se_a: float | None, se_b: float | None) -> float | None:
 
 
 def power_markdown(rows: list[dict]) -> str:
-    """rows: {"comparison", "metric", **paired(...)}: one line each."""
+    """rows: {"comparison", "metric", **paired(...)}, one experiment's: one line each, with Holm's adjustment
+    over them."""
     if not rows:
         return ""
     lines = ["| comparison | metric | seeds | Δ (95% interval) | seed SD of Δ | of which evaluation (SE) | "
-             "smallest Δ detectable (80% power) | paper Δ | seeds for the paper's Δ | verdict |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in rows:
+             "smallest Δ detectable (80% power) | its range from the SD's uncertainty | p (Holm) | paper Δ | "
+             "seeds for the paper's Δ | verdict |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in with_holm(rows):
         paper = "-" if r["paper"] is None else f"{r['paper']:+.1f}"
         need = "-" if r["paper"] is None else (f"{r['seeds_needed']:,}" if r["seeds_needed"] else f"> {MAX_SEEDS:,}")
         noise = "-" if r.get("eval_se") is None else f"{r['eval_se']:.1f}"
+        lo, hi = r.get("mde_range", (float("nan"),) * 2)
+        span = "-" if lo != lo else f"{lo:.1f}-{hi:.1f}"
+        p, ph = r.get("p", float("nan")), r["p_holm"]
+        pcell = "-" if p != p else f"{_p(p)} ({_p(ph)})"
+        verdict = r["verdict"]
+        if verdict in ("reproduced", "contradicted", "resolved") and not ph < ALPHA:
+            verdict += ", not after Holm"
         lines.append(f"| {r['comparison']} | {r['metric']} | {r['n']} | {r['mean']:+.1f} ± {r['half']:.1f} | "
-                     f"{r['sd']:.1f} | {noise} | {r['mde']:.1f} | {paper} | {need} | {r['verdict']} |")
+                     f"{r['sd']:.1f} | {noise} | {r['mde']:.1f} | {span} | {pcell} | {paper} | {need} | {verdict} |")
+    lines.append("")
+    lines.append(f"Holm's adjustment runs over the {len(rows)} rows above (one experiment); the range of the "
+                 "smallest detectable Δ is its value at the ends of the 95% interval of the seed SD, which has "
+                 "seeds - 1 degrees of freedom.")
     return "\n".join(lines)
+
+
+def _p(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _number(v) -> float | None:
