@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.config import read_yaml, resolve_path
 from bench.configlib import from_dict
 
 ZIP_LABEL = "label"  # a zip group's readable names for its points (tables and figures), not a config key
+# what seed_scope: all sets to each run's seed: every random initialisation the training scope leaves fixed
+SEED_SCOPE_ALL = ("model.x_encoder.backbone.init_seed", "model.lm.backbone.init_seed",
+                  "model.lm.text_pretraining.seed", "model.y_encoder.backbone.init_seed")
 
 
 @dataclass
@@ -26,6 +29,11 @@ class SweepConfig:
     zip: list[dict[str, list[Any]]] = field(default_factory=list, metadata={
         "help": "groups of keys varying together; a group's optional 'label' list names its points in tables"})
     seeds: list[int] = field(default_factory=lambda: [0])
+    seed_scope: Literal["training", "all"] = field(default="training", metadata={
+        "help": "what a seed varies. training: the data order, the trained modules' initialisation and dropout; "
+                "the frozen X-encoder, the LM's initialisation and its text pretraining stay the same for every "
+                "seed (their init_seed). all: a seed also sets those (SEED_SCOPE_ALL's keys), so that a verdict "
+                "holds over encoders and LMs, not one draw of them. The evaluation items are the same in both"})
     launch: dict[str, Any] = field(default_factory=dict, metadata={"help": "launch.* settings for every run"})
     results: str = field(default="results", metadata={"help": "the results store (runs/ and sweeps/ inside)"})
 
@@ -48,6 +56,15 @@ class SweepConfig:
             raise ValueError(f"keys swept twice (grid and zip): {sorted(dup)}")
         if not self.seeds:
             raise ValueError("seeds is empty")
+        if self.seed_scope == "all":
+            clash = sorted(k for k in SEED_SCOPE_ALL if k in self.set or k in keys)
+            if clash:
+                raise ValueError(f"seed_scope: all sets {', '.join(clash)} to each run's seed; the sweep also sets or "
+                                 "sweeps them: drop one or the other")
+
+    def seed_settings(self, seed: int) -> dict[str, Any]:
+        """The keys a seed sets beyond `seed` itself (seed_scope)."""
+        return {k: seed for k in SEED_SCOPE_ALL} if self.seed_scope == "all" else {}
 
     def swept(self) -> list[str]:
         """The config keys the sweep varies (a zip group's 'label' names points; it is not a key)."""

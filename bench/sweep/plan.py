@@ -98,7 +98,7 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
         label = condition_label(point)
         for seed in sweep.seeds:
             settings = {**sweep.set, **{f"launch.{k}": v for k, v in sweep.launch.items()}, **point,
-                        "seed": seed, "name": f"{sweep.name}/{label}/seed{seed}",
+                        "seed": seed, **sweep.seed_settings(seed), "name": f"{sweep.name}/{label}/seed{seed}",
                         "output_dir": str((Path(sweep.results) / RUNS).resolve()), **cli}
             try:
                 cfg = load_run_config(sweep.base, settings, relative_to=sweep_file.parent,
