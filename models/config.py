@@ -108,6 +108,12 @@ class YEncoderConfig:
         default=True, metadata={"help": "when fine-tuned (lr_multiplier > 0): train the token embedding table too"})
     max_tokens: int = field(default=48, metadata={
         "ge": 1, "help": "texts are cut to this many tokens (and to the folder's max_seq_length, if smaller)"})
+    dropout: Literal["as_configured", "disabled"] = field(default="as_configured", metadata={
+        "identity": "unless_default",
+        "help": "as_configured: a fine-tuned Y-encoder (lr_multiplier > 0) trains with its backbone's own dropout "
+                "(MiniLM: 0.1), so its targets are noisier than a frozen one's, which runs in eval mode; disabled: every "
+                "dropout of the backbone and its sentence head set to 0, so a trained and a frozen encoder differ "
+                "only in their weights (recorded in parity; not 'off', which YAML reads as false)"})
     pipeline: Literal["mean_pool", "sentence_transformers"] = field(default="mean_pool", metadata={
         "identity": "unless_default",
         "help": "mean_pool: the masked mean of the backbone's last hidden states, nothing more; "

@@ -182,6 +182,19 @@ class XEncoder(nn.Module):
         return steps.mean(2) if self.pool == "frame_mean" else steps.flatten(2)
 
 
+def without_dropout(module: nn.Module) -> int:
+    """Set every dropout of a module to 0, however its layers apply it: nn.Dropout modules (BERT's hidden and
+    attention dropout, which its SDPA path reads as .p) and the float attention_dropout attribute of Llama- and
+    Gemma-style attention. Returns how many were set (0: the module has none)."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, nn.Dropout):
+            m.p, n = 0.0, n + 1
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout, n = 0.0, n + 1
+    return n
+
+
 def masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Average of (B, L, H) over the positions where mask (B, L) is 1."""
     m = mask.to(hidden.dtype).unsqueeze(-1)
@@ -241,6 +254,9 @@ class TextEncoder(nn.Module):
         self.max_tokens = cfg.max_tokens
         if self.pipe is not None:
             self._add_pipeline(self.pipe, meta)
+        if cfg.dropout == "disabled":
+            self.dropouts_off = without_dropout(self.backbone) + (
+                without_dropout(self.sentence_head) if self.sentence_head is not None else 0)
         if cfg.lr_multiplier == 0:
             freeze(self.backbone)
             if self.sentence_head is not None:
@@ -261,10 +277,12 @@ class TextEncoder(nn.Module):
     def parity(self) -> dict[str, Any]:
         """What the run's parity block records of this Y-encoder: nothing for mean_pool (as before the
         pipeline existed); the folder's modules and the prompt put before every text for sentence_transformers."""
+        dropout = {"y_encoder_dropout": "disabled"} if self.cfg.dropout == "disabled" else {}
         if self.cfg.pipeline == "mean_pool":
-            return {}
+            return dropout
         modules = self.pipe.describe() if self.pipe is not None else None
-        return {"y_encoder_pipeline": {"modules": modules, "prompt": self.cfg.prompt, "prompt_text": self.prompt_text}}
+        return {**dropout, "y_encoder_pipeline": {"modules": modules, "prompt": self.cfg.prompt,
+                                                  "prompt_text": self.prompt_text}}
 
     def cache_identity(self) -> str:
         """What a cache of this encoder's outputs must key on besides the backbone's weights and tokenizer:
