@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.records import interval, runs
-from bench.data.text import ATTRIBUTES, read_caption
+from bench.data.text import ATTRIBUTES, canonical_wording, read_caption, words
 from bench.results import RUNS, RunDir
 
 SOURCES = {"prediction": "captions", "nearest_caption": "nearest training caption", "ceiling": "decoder ceiling"}
@@ -103,3 +103,89 @@ def attribute_markdown(table: pd.DataFrame, by: str = "model") -> str:
             cells.append(f"{mean:+.1f} ± {half:.1f}" if n > 1 else "-")
         lines.append(f"| {first} - {second}, captions, paired | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+STATED = ("size", "distractor", "event")  # the facts a caption may leave unsaid (colour and motion it always states)
+WORDING = {"as written": lambda t: t, "canonical wording": canonical_wording}
+
+
+def cider(rows: list[dict], source: str = "prediction", wording: str = "as written") -> float:
+    """CIDEr-D x 100 of one caption source over a predictions file's items against all their references, both
+    sides in `wording` (WORDING): "canonical wording" maps every synonym to the first of its slot, so the score
+    counts the facts a caption states, not the synonyms it picked. Texts are tokenized as the world's words
+    (lowercase letters), which is what the PTB tokenizer makes of the world's captions."""
+    from pycocoevalcap.cider.cider import Cider
+
+    rows = [r for r in rows if source in r]
+    if not rows:
+        return float("nan")
+    form = WORDING[wording]
+
+    def tok(text: str) -> str:
+        return " ".join(words(form(text)))
+
+    res = {i: [tok(r[source])] for i, r in enumerate(rows)}
+    gts = {i: [tok(ref) for ref in r["references"]] for i, r in enumerate(rows)}
+    return 100.0 * float(Cider().compute_score(gts, res)[0])
+
+
+def stated_share(rows: list[dict], source: str = "prediction") -> dict[str, float]:
+    """attribute -> percent of the items whose clip has it (a distractor, an event; every clip has a size) whose
+    caption states it (any value, right or wrong)."""
+    out = {}
+    for attr in STATED:
+        pairs = [(read_caption(r[source])[attr], read_caption(r["references"][0])[attr]) for r in rows if source in r]
+        has = [got for got, truth in pairs if truth != "none"]
+        out[attr] = 100.0 * sum(g != "none" for g in has) / len(has) if has else float("nan")
+    return out
+
+
+def wording_frame(results: Path, sweep: str) -> pd.DataFrame:
+    """One row per run at its last evaluation with stored captions: model, condition, order, seed, samples_seen,
+    CIDEr as written and in canonical wording, and the share of captions stating each fact of STATED."""
+    frame = runs(results)
+    frame = frame[frame["sweep"] == sweep]
+    rows = []
+    for r in frame.itertuples():
+        files = sorted((RunDir(Path(results) / RUNS / r.run_id).path / "predictions").glob(f"*/{FILE}"))
+        if not files:
+            continue
+        items = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
+        row = {"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,
+               "samples_seen": int(files[-1].parent.name)}
+        row.update({f"CIDEr, {w}": cider(items, wording=w) for w in WORDING})
+        row.update({f"states {a}": v for a, v in stated_share(items).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def wording_markdown(table: pd.DataFrame, by: str = "model") -> str:
+    """Rows: each model (VL-JEPA first) or condition; columns: CIDEr as written and in canonical wording, and the
+    share of captions stating each fact, mean ± 95% over seeds; then the paired differences (as
+    attribute_markdown pairs them)."""
+    if table.empty:
+        return ""
+    if by == "model":
+        groups = sorted(table["model"].unique(), key=lambda m: (m != "vljepa", m))
+        pairs = [(groups[0], groups[1])] if len(groups) == 2 else []
+    else:
+        groups = list(table.sort_values("order", kind="stable")[by].drop_duplicates())
+        pairs = [(g, groups[0]) for g in groups[1:]]
+    columns = [c for c in table.columns if c.startswith(("CIDEr, ", "states "))]
+    lines = [f"| at {int(table['samples_seen'].max()):,} samples | " + " | ".join(columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+
+    def cell(values: pd.Series, signed: bool = False) -> str:
+        mean, half, n = interval(values.dropna())
+        return (f"{mean:+.1f} ± {half:.1f}" if signed else f"{mean:.1f} ± {half:.1f}") if n > 1 else \
+            (f"{mean:.1f}" if n else "-")
+
+    for g in groups:
+        sub = table[table[by] == g].set_index("seed")
+        lines.append(f"| {g} | " + " | ".join(cell(sub[c]) for c in columns) + " |")
+    for first, second in pairs:
+        a, b = (table[table[by] == m].set_index("seed") for m in (first, second))
+        lines.append(f"| {first} - {second}, paired | " + " | ".join(cell(a[c] - b[c], signed=True) for c in columns)
+                     + " |")
+    return "\n".join(lines)
+

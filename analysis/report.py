@@ -194,7 +194,12 @@ def _comparison(store: Store, sweep: Sweep) -> list[str]:
     lines.append(tables.comparison_markdown(tables.comparison_table(sweep.frame, sweep.name, metric_pairs)))
     lines += _power(power.comparison_power(sweep.frame, sweep.name, metric_pairs))
     facts = captions.attribute_markdown(captions.attribute_frame(store.results, sweep.name))
-    return lines + (tpl.fill(tpl.COMPARISON_FACTS, table=facts) if facts else [])
+    return lines + (tpl.fill(tpl.COMPARISON_FACTS, table=facts) if facts else []) + _wording(store, sweep, "model")
+
+
+def _wording(store: Store, sweep: Sweep, by: str) -> list[str]:
+    table = captions.wording_markdown(captions.wording_frame(store.results, sweep.name), by=by)
+    return tpl.fill(tpl.CAPTION_WORDING, table=table) if table else []
 
 
 def _ablation(store: Store, sweep: Sweep) -> list[str]:
@@ -203,7 +208,7 @@ def _ablation(store: Store, sweep: Sweep) -> list[str]:
     lines = _ablation_table(store, sweep, columns) if sweep.key and columns else []
     if "captioning" in sweep.tasks:
         facts = captions.attribute_markdown(captions.attribute_frame(store.results, sweep.name), by="condition")
-        lines += tpl.fill(tpl.ABLATION_FACTS, table=facts) if facts else []
+        lines += (tpl.fill(tpl.ABLATION_FACTS, table=facts) if facts else []) + _wording(store, sweep, "condition")
     return lines
 
 

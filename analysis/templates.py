@@ -57,6 +57,14 @@ COMPARISON_FACTS = ("\n"
                     "\n"
                     "{table}")
 
+CAPTION_WORDING = ("\n"
+                   "CIDEr as written and in canonical wording (captions and references with every synonym mapped to the "
+                   "first of its slot and the template's frame dropped, bench.data.text.canonical_wording: it scores "
+                   "the facts a caption states, not the synonyms it picked), and the share of captions stating each "
+                   "fact a caption may leave out, among the clips that have it (mean ± 95% over seeds):\n"
+                   "\n"
+                   "{table}")
+
 # an ablation (a sweep with one model): a table per setting, a chart, its LaTeX
 ABLATION_NOT_DONE = ("\n"
                      "No run of this sweep has reached its budget yet: no table.")

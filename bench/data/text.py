@@ -183,6 +183,35 @@ def read_caption(text: str) -> dict[str, str]:
             "event": _first(text, EVENT_WORDS)[1]}
 
 
+# what canonical_wording maps to the first synonym of its slot (a shape's hypernym "object" is left: it names
+# no shape, so mapping it would add a fact the caption does not state)
+_SLOTS = [COLOUR_WORDS, SIZE_WORDS, MOTION_WORDS, EVENT_WORDS, {"near": NEAR_WORDS},
+          {k: v[:-1] for k, v in SHAPE_WORDS.items()}]
+_SYNONYMS = sorted(((phrase, words_[0]) for table in _SLOTS for words_ in table.values() for phrase in words_[1:]),
+                   key=lambda pw: -len(pw[0]))  # longest first: "cross mark" before "cross"
+_FRAMES = ("there is ", "in this clip ", "we see ", "watch ")  # the templates' openings before the actor
+_MOTION_RE = "|".join(re.escape(v[0]) for v in MOTION_WORDS.values())
+_EVENT_RE = "|".join(re.escape(v[0]) for v in EVENT_WORDS.values())
+
+
+def canonical_wording(text: str) -> str:
+    """A caption of the world rewritten in the canonical caption's words, its facts unchanged: every synonym
+    as the first of its slot, the template's frame dropped ("there is ... that", "we see ... as it"), the
+    event joined by "then", articles agreed. Any paraphrase that states the size and names each shape reads
+    exactly as the canonical caption (tests/test_caption_wording.py); what a caption leaves unsaid stays
+    unsaid, so CIDEr on canonical wording scores the facts a caption states and not which synonyms it chose."""
+    t = " ".join(words(text))
+    for phrase, first in _SYNONYMS:
+        t = re.sub(rf"\b{re.escape(phrase)}\b", first, t)
+    for frame in _FRAMES:
+        if t.startswith(frame):
+            t = t[len(frame):]
+            break
+    t = re.sub(rf"\b(?:that|as it) (?=(?:{_MOTION_RE})\b)", "", t)
+    t = re.sub(rf"\b(?:while|and|as) (?=(?:{_EVENT_RE})\b)", "then ", t)
+    return re.sub(r"\b(?:a|an) (\w+)", lambda m: f"{_article(m.group(1))} {m.group(1)}", t)
+
+
 def scene_reading(scene: Scene) -> dict[str, str]:
     """read_caption's answer for a scene: what a correct caption of it says."""
     actor = scene.actor
