@@ -9,12 +9,12 @@ processor's chat template (one user turn: the frames, then the task's query; the
 for a processor without one, the plain prompt: the image tokens, a newline and the query.
 
 The family's processor and forward pass turn the prompt and frames into what its language model reads (input
-embeddings with the image features merged in); from there the token-space twin's own code runs (models/vlm.py):
-score() is its length-normalised candidate log-likelihood, the prefix once and the candidates' tokens on its KV
-cache a trie level at a time; generate() its greedy decoding with the KV cache. A candidate is scored as what the
-model writes after the prompt: its tokens as a continuation of the prompt's text (a space between, where the
-prompt ends in a non-space character), then the token generation stops at (the generation config's first end
-token), as the twin scores a target and its EOS.
+embeddings with the image features merged in); from there the token-space twin's own code runs: score() is its
+length-normalised candidate log-likelihood (models/candidate_scoring.py), the prefix once and the candidates' tokens
+on its KV cache a trie level at a time; generate() its greedy decoding with the KV cache (models/lm.py). A
+candidate is scored as what the model writes after the prompt: its tokens as a continuation of the prompt's text (a
+space between, where the prompt ends in a non-space character), then the token generation stops at (the generation
+config's first end token), as the twin scores a target and its EOS.
 
 Nothing here registers a name: a reference model is loaded from its weights (`load_hf`) by bench.tools.reference.
 """
@@ -22,7 +22,6 @@ Nothing here registers a name: a reference model is loaded from its weights (`lo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -30,11 +29,11 @@ import torch
 import torch.nn as nn
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from models.candidate_scoring import score_candidates
 from models.encoders import weight_hash
 from models.lm import greedy_decode
-from models.protocol import Batch, count_parameters
+from models.protocol import Batch, Candidates, count_parameters
 from models.reference_clip import DEFAULT_FRAMES, NotApplicable, ReferenceModelError, image_size_of, read_config
-from models.vlm import VLM
 
 VIDEO_INPUT = "frames_as_images"
 SCORE = "mean_token_loglik"  # the twin's: the mean log-probability of a candidate's tokens, its end token included
@@ -68,8 +67,12 @@ class _Merged(Exception):
 
 
 @dataclass(frozen=True)
-class _Limits:
-    max_target_tokens: int  # the most tokens of one candidate scored, its end token included
+class LanguageModel:
+    """The family's language model as candidate scoring and greedy decoding read it (models/candidate_scoring.py's
+    CausalLM): its decoder stack, which takes the merged input embeddings, and its LM head."""
+
+    model: nn.Module
+    lm_head: nn.Module
 
 
 class HFGenerativeVLM(nn.Module):
@@ -79,14 +82,6 @@ class HFGenerativeVLM(nn.Module):
     generates_text = True
     query_stage = "sft"  # an instruction-tuned model is asked the instruction stage's queries ("describe the video")
     max_new_tokens = 64  # captions' length where the task gives none
-    # the twin's candidate scoring, reused as it is: it reads of its model only lm.model (the language model),
-    # lm.lm_head, _prefix, _tokens, cfg.lm.max_target_tokens, logit_rows and score_cache_tokens, all given here
-    score = VLM.score
-    _score_group = VLM._score_group
-    _score_chunk = VLM._score_chunk
-    _token_logp = VLM._token_logp
-    logit_rows = VLM.logit_rows
-    score_cache_tokens = VLM.score_cache_tokens
 
     def __init__(self, model: nn.Module, processor: Any, spec: str, frames: int = DEFAULT_FRAMES,
                  max_candidate_tokens: int = 64):
@@ -102,8 +97,8 @@ class HFGenerativeVLM(nn.Module):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.x_encoder = getattr(self.model.model, self.family.vision)  # the vision tower: what reads the pixels
-        self.lm = SimpleNamespace(model=self.model.get_decoder(), lm_head=self.model.get_output_embeddings())
-        self.cfg = SimpleNamespace(lm=_Limits(max_candidate_tokens))
+        self.lm = LanguageModel(self.model.get_decoder(), self.model.get_output_embeddings())
+        self.max_candidate_tokens = max_candidate_tokens  # the most tokens of one candidate scored, its end token kept
         self.image_size = image_size_of(processor.image_processor, model.config.vision_config)
         self.image_token = getattr(processor, "image_token", None)
         if not self.image_token:
@@ -135,17 +130,15 @@ class HFGenerativeVLM(nn.Module):
         ids, n = self._ids(self._anchor + self.separator + text), len(self._anchor_ids)
         return ids[n:] if ids[:n] == self._anchor_ids else self._ids(self.separator + text)
 
-    def _tokens(self, texts: list[str], side: str, max_length: int, eos: bool = False):
-        """(ids, mask) of the texts as continuations, the end token after each (eos), at most max_length tokens
-        (the end token kept), padded on `side`: what the twin's trie reads."""
-        tail = [self.end_id] if eos else []
-        rows = [self.continuation(t)[:max_length - len(tail)] + tail for t in texts]
+    def _candidate_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, mask) of the texts as continuations, the end token after each, at most max_candidate_tokens tokens
+        (the end token kept), right-padded: what candidate scoring reads."""
+        rows = [self.continuation(t)[:self.max_candidate_tokens - 1] + [self.end_id] for t in texts]
         width = max((len(r) for r in rows), default=0)
         ids = torch.zeros(len(rows), width, dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.long)
         for i, r in enumerate(rows):
-            span = slice(0, len(r)) if side == "right" else slice(width - len(r), width)
-            ids[i, span], mask[i, span] = torch.tensor(r, dtype=torch.long), 1
+            ids[i, :len(r)], mask[i, :len(r)] = torch.tensor(r, dtype=torch.long), 1
         return ids.to(self._device()), mask.to(self._device())
 
     # ------------------------------------------------------------------ the prefix
@@ -192,6 +185,12 @@ class HFGenerativeVLM(nn.Module):
 
     # ------------------------------------------------------------------ the protocol
     @torch.no_grad()
+    def score(self, batch: Batch, candidates: Candidates) -> torch.Tensor:
+        """(B, K) each candidate's mean token log-likelihood after the prompt, its end token included (the twin's)."""
+        prefix, keep = self._prefix(batch)
+        return score_candidates(self.lm, prefix, keep, candidates, self._candidate_tokens)
+
+    @torch.no_grad()
     def generate(self, batch: Batch, max_tokens: int | None = None) -> list[str]:
         """Greedy decoding with the KV cache after the prefix, until the end token (the twin's decoding)."""
         prefix, keep = self._prefix(batch)
@@ -230,7 +229,7 @@ class HFGenerativeVLM(nn.Module):
                 "prompt": "chat_template" if self.chat else "plain", "prompt_example": self.prompt(ANCHOR_QUERY, 1),
                 "query_stage": self.query_stage, "score": SCORE,
                 "candidate_end": self.tokenizer.convert_ids_to_tokens(self.end_id), "answer_separator": self.separator,
-                "generation": "greedy", "max_candidate_tokens": self.cfg.lm.max_target_tokens,
+                "generation": "greedy", "max_candidate_tokens": self.max_candidate_tokens,
                 "processor_kwargs": dict(self.family.processor_kwargs), "model_type": self.model_type,
                 "processor": type(self.processor).__name__, "image_processor": type(self.processor.image_processor).__name__,
                 "tokenizer": type(self.tokenizer).__name__}

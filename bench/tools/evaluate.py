@@ -5,7 +5,8 @@
     python -m bench.eval results/runs/<run_id> --sets classification=kinetics400,ssv2 retrieval=msrvtt
     python -m bench.eval results/runs/<run_id>/checkpoints/<tag>
     python -m bench.eval exported/<name>        # a folder python -m bench.export wrote
-    python -m bench.eval hf:<folder or hub id>  # an off-the-shelf CLIP/SigLIP, untrained (bench/tools/reference.py)
+    python -m bench.eval hf:<folder or hub id>  # an off-the-shelf CLIP/SigLIP or a generative VLM (idefics3, llava),
+                                                # untrained (bench/tools/reference.py)
 
 --sets replaces the run's eval sets of a task (registry names or dataset folders, bench/eval/sets). --size
 above the shapes world's split (data.shapes.val_size, ...) enlarges the split: its items are a pure function
@@ -94,7 +95,7 @@ def parse_sets(items: list[str]) -> dict[str, list[str]]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench.eval", description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="a run folder, one of its checkpoints, an export folder, or a reference model's spec "
-                                "(hf:PATH_OR_ID: a transformers CLIP, SigLIP or SigLIP2)")
+                                "(hf:PATH_OR_ID: a transformers CLIP, SigLIP or SigLIP2, or a generative VLM (idefics3, llava))")
     p.add_argument("--tasks", nargs="+", choices=sorted(TASKS))
     p.add_argument("--sets", nargs="+", default=[], metavar="TASK=NAME[,NAME]", help="eval sets of a task")
     p.add_argument("--split", choices=["val", "test", "novel"])
