@@ -12,7 +12,12 @@
 
 Both are computed once, in a fixed order and fixed batches (so their bits do not depend on which run
 built them), written atomically as .npy files under the cache folder (cache_dir) and memory-mapped
-read-only, so runs in parallel share one copy through the page cache.
+read-only, so runs in parallel share one copy through the page cache. A key names the weights and the data,
+not the code or the library versions that computed them, so every open of an X-feature entry (and of the
+feature statistics) encodes one clip again and compares it with the stored row: an entry built by other code
+is an error naming it (StaleCacheError), never a run silently trained on features it would not compute. (The
+committed records of results/example before December 2026 read such an entry: the statistics their parity
+records, x_feature_norm_hash 9f2d0993c6ad5ed5, are not what any commit computes in a clean cache.)
 
 The trainer, bench.tools.evaluate, bench.tools.perf and bench.tools.probe wire caches through the last functions of this
 file only: training_samples, eval_features, attach_target_cache, attach_eval_text_cache and world_features.
@@ -93,6 +98,31 @@ def _fill(path: Path, rows: int, compute: Callable[[int, int], np.ndarray], log,
     os.replace(tmp, path)
 
 
+class StaleCacheError(RuntimeError):
+    """A cache entry holds what this code, these weights and these libraries do not compute."""
+
+
+def _tolerance(x_encoder) -> float:
+    """How far a clip encoded alone may sit from its row encoded in a batch (relative L2): batch shape changes
+    the order of float sums, by ~1e-7 in float32 and a rounding step in bf16/fp16."""
+    return 1e-4 if next(x_encoder.parameters()).dtype == torch.float32 else 2e-2
+
+
+def _check_row(x_encoder, clip: np.ndarray, stored: np.ndarray, path: Path, index: int) -> None:
+    """Encode one clip again and compare it with what the entry holds for it: an entry that another version of
+    the code or of the libraries built (its key names weights and data, not the code) is caught here, before a
+    run trains on features it would not compute itself."""
+    fresh = _encode_clips(x_encoder, [clip]).double().cpu().numpy()
+    ref = np.asarray(stored, dtype=np.float64).reshape(fresh.shape)
+    gap = float(np.linalg.norm(fresh - ref) / max(np.linalg.norm(fresh), 1e-12))
+    if not gap <= _tolerance(x_encoder):
+        raise StaleCacheError(
+            f"the cache entry {path} does not hold what this code computes: clip {index} encoded now differs from its "
+            f"stored value by {gap:.2e} (relative L2; at most {_tolerance(x_encoder):.0e} expected). It was built by "
+            "other code or other library versions under the same key. Delete it (and any file beside it with the same "
+            "stem) and run again to rebuild it")
+
+
 def _encode(x_encoder, visuals: Visuals, indices) -> torch.Tensor:
     """The frozen encoder's raw output for clips `indices` of `visuals`, on the encoder's device."""
     return _encode_clips(x_encoder, [visuals.clip(int(i)) for i in indices])
@@ -131,7 +161,12 @@ def x_features(x_encoder, visuals: Visuals, cache_root: Path, rank: int = 0, log
         tmp.write_text(json.dumps({str(i): failed[i] for i in sorted(failed)}))
         os.replace(tmp, side)
 
-    return _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features", finish)
+    features = _build(path, len(visuals), compute, rank, log, "the frozen X-encoder's features", finish)
+    skip = unreadable_clips(x_encoder, visuals, cache_root)
+    first = next((i for i in range(len(visuals)) if i not in skip), None)
+    if first is not None:
+        _check_row(x_encoder, visuals.clip(first), features[first][None], path, first)
+    return features
 
 
 def unreadable_clips(x_encoder, visuals: Visuals, cache_root: Path) -> dict[int, str]:
@@ -245,8 +280,8 @@ def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path
     small file): rank 0 measures, the others wait and read it."""
     weight = next(x_encoder.parameters())
     picks = np.unique(np.linspace(0, len(visuals) - 1, min(clips, len(visuals))).round().astype(np.int64))
-    key = content_key("feature_stats/1", x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool,
-                      *visuals.identity(), len(picks))
+    key = content_key("feature_stats/2", x_encoder.weight_hash(), str(weight.dtype), x_encoder.pool,
+                      *visuals.identity(), len(picks))  # 2: the entry carries its first clip's features (probe)
     path = cache_root / "x_feature_stats" / f"{key}.npz"
     if not path.is_file() and rank == 0:
         t0 = time.perf_counter()
@@ -261,13 +296,15 @@ def feature_statistics(x_encoder, visuals: Visuals, clips: int, cache_root: Path
         std = (squares / count - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-        np.savez(tmp, mean=mean.cpu().numpy(), std=std.cpu().numpy(), count=np.int64(count))
+        probe = _encode(x_encoder, visuals, picks[:1]).double().cpu().numpy()
+        np.savez(tmp, mean=mean.cpu().numpy(), std=std.cpu().numpy(), count=np.int64(count), probe=probe)
         os.replace(tmp, path)
         if log:
             log(f"measured the X features' statistics on {len(picks):,} training clips ({count:,} tokens) in "
                 f"{time.perf_counter() - t0:.0f} s -> {path}")
     barrier()
     with np.load(path) as z:
+        _check_row(x_encoder, visuals.clip(int(picks[0])), z["probe"], path, int(picks[0]))
         return z["mean"], z["std"], int(z["count"])
 
 
