@@ -158,6 +158,11 @@ class ModelConfig:
     name: str = field(default="vljepa", metadata={"help": "a registered model name (models/registry.py)"})
     embed_dim: int = field(default=1536, metadata={"ge": 1, "help": "the shared embedding space"})
     attention: Literal["bidirectional", "causal"] = "bidirectional"
+    visual_scale: Literal["none", "text_norm"] = field(default="none", metadata={
+        "identity": "unless_default",
+        "help": "none: the projected visual tokens enter the LM as the projection makes them; text_norm: each rescaled "
+                "to the mean norm of the LM's token embeddings (models/visual_scale.py), the same for both masks "
+                "and twins"})
     x_encoder: XEncoderConfig = field(default_factory=XEncoderConfig)
     lm: LMConfig = field(default_factory=LMConfig)
     y_encoder: YEncoderConfig = field(default_factory=YEncoderConfig)

@@ -28,6 +28,7 @@ from models.losses import build_loss
 from models.protocol import Batch, Candidates, count_parameters, decay_groups, encoder_parity, score_by_embedding
 from models.registry import register
 from models.step_targets import StepTargets
+from models.visual_scale import VisualScale
 
 
 class VLJEPA(nn.Module):
@@ -43,6 +44,7 @@ class VLJEPA(nn.Module):
         self.causal = cfg.attention == "causal"
         self.y_encoder = TextEncoder(cfg.y_encoder, seed, meta)
         device = "meta" if meta else None
+        self.vis_scale = VisualScale(cfg.visual_scale, self.predictor.embed_tokens)  # draws no random numbers
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.vis_proj = nn.Linear(self.x_encoder.dim, width, device=device)
@@ -73,7 +75,7 @@ class VLJEPA(nn.Module):
 
     def predictor_states(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """The predictor's output at every position, (B, L, width), and the key mask (B, L)."""
-        vis = self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype))
+        vis = self.vis_scale(self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype)))
         ids, qmask = self._query_tokens(batch["query"])
         x = torch.cat([vis, self.predictor.embed_tokens(ids).to(vis.dtype)], 1)
         keep = torch.cat([torch.ones(vis.shape[:2], dtype=qmask.dtype, device=vis.device), qmask], 1)

@@ -24,6 +24,7 @@ from models.encoders import XEncoder
 from models.lm import greedy_decode, load_lm, positions
 from models.protocol import Batch, Candidates, count_parameters, decay_groups, encoder_parity
 from models.registry import register
+from models.visual_scale import VisualScale
 
 
 class VLM(nn.Module):
@@ -40,6 +41,7 @@ class VLM(nn.Module):
             torch.manual_seed(seed)
             self.vis_proj = nn.Linear(self.x_encoder.dim, self.lm.config.hidden_size,
                                       device="meta" if meta else None)
+        self.vis_scale = VisualScale(cfg.visual_scale, self.lm.model.embed_tokens)
 
     @property
     def eos_id(self) -> int:
@@ -58,7 +60,7 @@ class VLM(nn.Module):
     def _prefix(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """[padding][visual tokens][query]: embeddings (B, P, H) and key mask (B, P). All padding goes
         first, so the last position of every row is a real token (what comes next is predicted there)."""
-        vis = self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype))
+        vis = self.vis_scale(self.vis_proj(self.x_encoder.tokens(batch).to(self.vis_proj.weight.dtype)))
         ids, qmask = self._tokens(batch["query"], "right", self.cfg.lm.max_query_tokens)
         x = torch.cat([vis, self.lm.model.embed_tokens(ids).to(vis.dtype)], 1)
         keep = torch.cat([torch.ones(vis.shape[:2], dtype=torch.long, device=vis.device), qmask.long()], 1)
