@@ -26,22 +26,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
-from models.encoders import weight_hash
 from models.protocol import Batch, Candidates, count_parameters, score_by_embedding
+from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError
 
 # config.model_type -> how its texts are padded: "longest" (CLIP pools its end-of-text token) or "max_length"
 # (SigLIP and SigLIP2 pool the last position and were trained on texts padded to the full length)
 TEXT_PADDING = {"clip": "longest", "siglip": "max_length", "siglip2": "max_length"}
 VIDEO_POOLING = "frame_mean"
 DEFAULT_FRAMES = 8
-
-
-class ReferenceModelError(ValueError):
-    """A reference model that cannot be loaded or used; the message names the spec and what was expected."""
-
-
-class NotApplicable(RuntimeError):
-    """What the model cannot do at all (a dual encoder writing text), as opposed to a failure."""
 
 
 def _features(out: Any) -> torch.Tensor:
@@ -70,7 +62,7 @@ def image_size_of(processor: Any, vision_config: Any) -> int:
                          "max_num_patches with patch_size, nor vision_config.image_size")
 
 
-class HFDualEncoder(nn.Module):
+class HFDualEncoder(EvaluatedAsIs):
     """A transformers CLIP / SigLIP / SigLIP2 model with its tokenizer and image processor, frozen."""
 
     has_embedding = True
@@ -91,7 +83,6 @@ class HFDualEncoder(nn.Module):
         self.x_encoder = self.model.vision_model  # the image tower: what reads the pixels
         self.frames, self.image_batch = frames, image_batch
         self.image_size = image_size_of(processor, model.config.vision_config)
-        self._hash: str | None = None
 
     # ------------------------------------------------------------------ embeddings
     def _device(self) -> torch.device:
@@ -144,19 +135,8 @@ class HFDualEncoder(nn.Module):
         raise NotApplicable(f"{self.spec}: a contrastive dual encoder ({self.model_type}) writes no text")
 
     # ------------------------------------------------------------------ training: none
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        raise NotApplicable(f"{self.spec}: a reference model is evaluated as it is, not trained")
-
-    forward = loss
-
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        return []  # nothing trains
 
     # ------------------------------------------------------------------ records
-    def weight_hash(self) -> str:
-        if self._hash is None:
-            self._hash = weight_hash(self.model)
-        return self._hash
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         vision, text = count_parameters(self.model.vision_model), count_parameters(self.model.text_model)

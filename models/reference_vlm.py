@@ -30,10 +30,10 @@ import torch.nn as nn
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from models.candidate_scoring import score_candidates
-from models.encoders import weight_hash
 from models.lm import greedy_decode
 from models.protocol import Batch, Candidates, count_parameters
-from models.reference_clip import DEFAULT_FRAMES, NotApplicable, ReferenceModelError, image_size_of, read_config
+from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError
+from models.reference_clip import DEFAULT_FRAMES, image_size_of, read_config
 
 VIDEO_INPUT = "frames_as_images"
 SCORE = "mean_token_loglik"  # the twin's: the mean log-probability of a candidate's tokens, its end token included
@@ -75,7 +75,7 @@ class LanguageModel:
     lm_head: nn.Module
 
 
-class HFGenerativeVLM(nn.Module):
+class HFGenerativeVLM(EvaluatedAsIs):
     """A transformers image-text-to-text model of a family in FAMILIES, with its processor, frozen."""
 
     has_embedding = False  # retrieval, selective decoding and text-only hard negatives are not applicable
@@ -109,7 +109,6 @@ class HFGenerativeVLM(nn.Module):
         anchor = self.prompt(ANCHOR_QUERY, images=0)
         self.separator = "" if anchor[-1:].isspace() else " "
         self._anchor, self._anchor_ids = anchor, self._ids(anchor)
-        self._hash: str | None = None
 
     # ------------------------------------------------------------------ prompts and candidates
     def prompt(self, query: str, images: int) -> str:
@@ -200,19 +199,8 @@ class HFGenerativeVLM(nn.Module):
     def embed(self, batch: Batch) -> torch.Tensor:
         raise NotApplicable(f"{self.spec}: a generative VLM ({self.model_type}) has no embedding stream")
 
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        raise NotApplicable(f"{self.spec}: a reference model is evaluated as it is, not trained")
-
-    forward = loss
-
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-        return []  # nothing trains
 
     # ------------------------------------------------------------------ records
-    def weight_hash(self) -> str:
-        if self._hash is None:
-            self._hash = weight_hash(self.model)
-        return self._hash
 
     def parameter_counts(self) -> dict[str, dict[str, int]]:
         vision, language = count_parameters(self.x_encoder), count_parameters(self.lm.model)

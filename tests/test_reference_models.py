@@ -42,7 +42,8 @@ from bench.data.video import read_clip, write_video
 from bench.results import read_json, read_jsonl, run_dirs
 from bench.tools.evaluate import main
 from models.encoders import weight_hash
-from models.reference_clip import HFDualEncoder, ReferenceModelError, load_hf
+from models.reference_base import ReferenceModelError
+from models.reference_clip import HFDualEncoder, load_hf
 
 SIZE, FRAMES, ITEMS = 32, 8, 24
 TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,

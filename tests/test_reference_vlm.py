@@ -36,7 +36,7 @@ from bench.results import read_json, read_jsonl, run_dirs
 from bench.tools import reference
 from bench.tools.evaluate import main
 from models.encoders import weight_hash
-from models.reference_clip import ReferenceModelError
+from models.reference_base import ReferenceModelError
 from models.reference_vlm import HFGenerativeVLM, load_hf
 
 SIZE, PATCH, FRAMES, ITEMS = 32, 8, 2, 6

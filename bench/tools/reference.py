@@ -48,7 +48,8 @@ from bench.eval.tasks.common import EvalContext, stage_queries
 from bench.results import DONE, FAILED, RUNNING, RunDir, append_jsonl, prediction_writer, write_json
 from bench.run.provenance import git_commit, versions
 from models import reference_clip, reference_vlm
-from models.reference_clip import DEFAULT_FRAMES, HFDualEncoder, ReferenceModelError, read_config
+from models.reference_base import ReferenceModelError
+from models.reference_clip import DEFAULT_FRAMES, HFDualEncoder, read_config
 from models.reference_vlm import HFGenerativeVLM
 
 PREFIXES = ("hf:", "open_clip:")
