@@ -1,4 +1,4 @@
-"""scripts/gpu_check.sh (bench/tools/gpu_check.py): the GPU plan lists every step within 9 minutes, and its CPU smoke
+"""scripts/gpu_check.sh (bench/tools/gpu_check/): the GPU plan lists every step within 9 minutes, and its CPU smoke
 runs every step of it on paper_micro and writes the summary a GPU run would."""
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.run.build import build_model
 from bench.run.flops import attention_flop_formulas
 from bench.tools import perf
 
@@ -66,3 +67,39 @@ def test_perf_times_the_step_a_run_takes(tmp_path, name, encode_targets):
     _, _, _, cached, engine, _ = perf.prepare(cfg, torch.device("cpu"))
     timed = perf.time_steps(engine, cfg, cached, steps=3, device=torch.device("cpu"), warmup=0)
     assert len(from_run) == 3 and timed["losses"] == from_run
+
+
+class _Measured(Exception):
+    """Raised by the stand-in for measure: the command got past its configs."""
+
+
+@pytest.mark.parametrize("argv", [["--presets", "paper"], ["--sweep", "paper/jepa_vs_vlm.yaml", "--offline"]])
+def test_the_offline_paper_commands_load_their_configs_and_build(monkeypatch, capsys, tmp_path, argv):
+    """The paper preset and the paper sweep, offline, as docs/performance.md and docs/cluster.md run them: the
+    configs load (a sentence-transformers Y-encoder needs weights on disk, the sweep's eval sets a cluster's
+    folders: the offline overrides set neither), each model builds on the meta device, and the output says what
+    offline changed. Stops where measuring would start (paper scale does not fit a CPU test)."""
+    configs = []
+
+    def measure(label, cfg, *args, **kwargs):
+        configs.append(cfg)
+        if len(configs) == 2:
+            raise _Measured
+        return {}
+
+    monkeypatch.setattr(perf.distenv, "setup", lambda env: torch.device("cpu"))  # no process group
+    monkeypatch.setattr(perf, "measure", measure)
+    monkeypatch.setattr(perf, "table", lambda report: "")
+    with pytest.raises(_Measured):
+        perf.main([*argv, "--out", str(tmp_path)])
+    assert "note:" in capsys.readouterr().out
+    assert [c.model.name for c in configs] == ["vljepa", "vlm"]
+    trainable = []
+    for cfg in configs:
+        assert cfg.model.y_encoder.pipeline == "mean_pool" and not cfg.model.y_encoder.prompt
+        assert not cfg.model.lm.backbone.pretrained and cfg.data.source == "shapes" and cfg.train.precision == "bf16"
+        counts = build_model(cfg, meta=True).parameter_counts()
+        trainable.append(sum(c["trainable"] for c in counts.values()))
+    assert all(n > 4e8 for n in trainable)
+    if "--sweep" in argv:  # the VLM with all 16 layers, embeddings trained: more trainable than VL-JEPA's 8 and Y-encoder
+        assert configs[1].model.lm.layers == ":" and trainable[1] > trainable[0] and not configs[0].eval.tasks

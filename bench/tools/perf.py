@@ -45,12 +45,20 @@ from bench.sweep.config import load_sweep_config
 from bench.sweep.plan import expand
 from models.protocol import DecoderData, decoding_of
 
-PAPER_OFFLINE = [  # random weights from each backbone's `arch`, token ids from the built-in tokenizer
+# the Y-encoder as random weights: a sentence-transformers folder (its Dense layers, its prompts) needs a folder on
+# disk, so offline the Y-encoder mean-pools its backbone with no prompt, as paper_micro's does
+Y_OFFLINE = ("model.y_encoder.pipeline=mean_pool", "model.y_encoder.prompt=")
+PAPER_OFFLINE_MODEL = (  # random weights from each backbone's `arch`, token ids from the built-in tokenizer
     "model.x_encoder.backbone.pretrained=", "model.lm.backbone.pretrained=", "model.y_encoder.backbone.pretrained=",
-    "model.lm.tokenizer=builtin:shapes", "model.y_encoder.tokenizer=builtin:shapes",
-    "data.source=shapes", "data.shapes.frames=16", "data.shapes.size=256", "data.shapes.train_size=256",
-    "data.num_workers=8",
+    "model.lm.tokenizer=builtin:shapes", "model.y_encoder.tokenizer=builtin:shapes", *Y_OFFLINE,
+)
+PAPER_OFFLINE = [  # the model as above, trained on shapes-world clips at the paper's shapes: nothing downloaded
+    *PAPER_OFFLINE_MODEL, "data.source=shapes", "data.shapes.frames=16", "data.shapes.size=256",
+    "data.shapes.train_size=256", "data.num_workers=8",
 ]
+# a sweep measured offline: bench.perf evaluates nothing, so no eval set is checked (a sweep's sets are dataset
+# folders that a cluster holds; the training data is the shapes world's, as PAPER_OFFLINE sets it)
+SWEEP_OFFLINE = ("eval.tasks=[]",)
 PRESETS: dict[str, tuple[str, list[str]]] = {
     "tiny": ("base/tiny.yaml", []),
     "mid": ("base/tiny.yaml", ["model.lm.backbone.arch.hidden_size=256", "model.lm.backbone.arch.intermediate_size=1024",
@@ -187,6 +195,20 @@ def prepare(cfg: RunConfig, device: torch.device, log=None):
     return model, world, raw, cached, engine, flops
 
 
+def offline_overrides() -> list[str]:
+    return [*PAPER_OFFLINE, *SWEEP_OFFLINE]
+
+
+def offline_note(sweep: bool) -> str:
+    """What an offline measurement changes, printed before it starts."""
+    said = ("note: --offline: random weights from each backbone's arch, the built-in tokenizer's ids, the Y-encoder "
+            "mean-pooled with no prompt (a sentence-transformers folder needs its weights on disk), shapes-world clips")
+    if sweep:
+        return (f"{said}, and no evaluation (bench.perf evaluates nothing): the sweep's training data and eval sets "
+                f"are neither read nor checked. Overrides: {' '.join(offline_overrides())}")
+    return said.replace("--offline", "the paper preset, offline") + f". Overrides: {' '.join(PAPER_OFFLINE)}"
+
+
 def preset_configs(preset: str, models: list[str], extra: list[str]) -> list[tuple[str, RunConfig]]:
     base, overrides = PRESETS[preset]
     return [(preset, load_run_config(base, [*overrides, *extra, f"model.name={m}"])) for m in models]
@@ -194,9 +216,10 @@ def preset_configs(preset: str, models: list[str], extra: list[str]) -> list[tup
 
 def sweep_configs(path: str, extra: list[str], offline: bool) -> list[tuple[str, RunConfig]]:
     """Every condition of a sweep (its first seed), configured exactly as the sweep configures its runs;
-    offline: random weights and shapes-world clips at the same shapes (PAPER_OFFLINE: nothing downloaded)."""
+    offline: random weights and shapes-world clips at the same shapes (PAPER_OFFLINE: nothing downloaded), and no
+    eval set checked (SWEEP_OFFLINE)."""
     sweep, file = load_sweep_config(path)
-    runs = expand(sweep, file, [*(PAPER_OFFLINE if offline else []), *extra])
+    runs = expand(sweep, file, [*(offline_overrides() if offline else []), *extra])
     first = runs[0].seed
     return [(sweep.name, r.cfg) for r in runs if r.seed == first]
 
@@ -307,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     report = {"device": name, "threads": torch.get_num_threads(), "matmul_peak_flops": peaks, "overrides": args.set,
               "torch": torch.__version__, "records": [], "time": time.time()}
+    if args.sweep and args.offline or not args.sweep and "paper" in presets:
+        print(offline_note(sweep=bool(args.sweep)), flush=True)
     configs = sweep_configs(args.sweep, args.set, args.offline) if args.sweep else \
         [pc for preset in presets for pc in preset_configs(preset, args.models, args.set)]
     for label, cfg in configs:  # the report is rewritten after each record: a crash keeps what was measured
