@@ -188,45 +188,6 @@ def test_sample_efficiency_gains_a_flops_row_when_records_carry_flops(tmp_path):
     assert tall > 1.8 * short
 
 
-def test_power_matches_the_paired_t_test_it_describes():
-    """The minimum detectable effect is found 80% of the time by simulated paired t-tests; dz = 0.5 needs
-    34 pairs (G*Power's paired t-test, two-sided, alpha 0.05, power 0.8)."""
-    from scipy import stats
-
-    from analysis.power import minimum_detectable_effect, power, seeds_needed
-
-    mde = minimum_detectable_effect(1.0, 10)
-    x = np.random.default_rng(0).normal(mde, 1.0, (200_000, 10))
-    t = x.mean(1) / (x.std(1, ddof=1) / np.sqrt(10))
-    assert (np.abs(t) > stats.t.ppf(0.975, 9)).mean() == pytest.approx(0.80, abs=0.005)
-    assert seeds_needed(0.5, 1.0) == 34 and seeds_needed(mde, 1.0) == 10
-    assert power(0.0, 1.0, 10) == pytest.approx(0.05, abs=1e-6)  # no effect: the test's own error rate
-    assert seeds_needed(0.001, 1.0) is None  # beyond any affordable number of seeds
-
-
-def test_paired_verdicts_follow_the_interval_and_the_papers_direction():
-    from analysis.power import paired
-
-    up = pd.Series([2.0, 2.5, 3.0, 2.2])
-    assert paired(up, paper_effect=1.0)["verdict"] == "reproduced"
-    assert paired(up, paper_effect=-1.0)["verdict"] == "contradicted"
-    assert paired(pd.Series([2.0, -2.5, 3.0, -2.2]), paper_effect=1.0)["verdict"] == "unresolved"
-    # three seeds equal to the item (a discrete metric): an interval of width 0 is no precision
-    assert paired(pd.Series([1.5, 1.5, 1.5]), paper_effect=-1.9)["verdict"] == "unresolved"
-    row = paired(up, paper_effect=1.0)
-    assert row["n"] == 4 and row["sd"] == pytest.approx(up.std()) and row["mde"] > 0 and row["seeds_needed"] >= 2
-
-
-def test_report_has_a_power_table_for_every_committed_paired_comparison(tmp_path):
-    from analysis.report import build
-
-    page = build(EXAMPLE, tmp_path).read_text()
-    for sweep in ("jepa_vs_vlm", "loss", "attention", "y_lr"):
-        section = page.split(f"## {sweep}\n")[1].split("\n## ")[0]
-        assert "| comparison | metric | seeds |" in section, sweep
-    assert "seeds for the paper's Δ" in page
-
-
 def test_an_ablation_scored_by_its_captions_gets_a_cider_table_and_paired_differences():
     from analysis.power import ablation_power
     from analysis.tables import columns_for
@@ -275,19 +236,6 @@ def test_selective_decoding_is_read_per_run_with_its_interval_and_judged_on_the_
     assert row["n"] == 3 and row["mean"] == pytest.approx(4.0) and row["verdict"] == "reproduced"
     f.loc[f["metric"] == "cider_gap_pooled", "value"] = [-3.0, -4.0, -5.0]
     assert selective_power(f, "sel")[0]["verdict"] == "contradicted"  # the paper's direction, with no number
-
-
-def test_power_rows_show_the_evaluation_noise_beside_the_seed_noise():
-    from analysis.power import ablation_power, power_markdown
-    from analysis.tables import ablation_table
-
-    rows = [{"sweep": "a", "order": i, "setting_key": setting, "seed": seed, "samples_seen": 64, "budget": 64,
-             "task": "vqa", "metric": "accuracy", "value": 50.0 + seed + 5 * i, "chance": 24.5, "prior": 30.0,
-             "se": 3.0 if setting == "x" else 4.0, "run_id": f"{setting}{seed}"}
-            for i, setting in enumerate(["x", "y"]) for seed in (0, 1, 2)]
-    (row,) = [r for r in ablation_power(ablation_table(pd.DataFrame(rows), "a", "setting_key")) if r["metric"] == "VQA"]
-    assert row["eval_se"] == pytest.approx(5.0)  # sqrt(3^2 + 4^2): items alone, each run's own mean over them
-    assert "| of which evaluation (SE) |" in power_markdown([{**row, "comparison": "y - x", "metric": "VQA"}])
 
 
 def test_snapshot_refuses_runs_from_dirty_trees_or_several_commits(tmp_path):

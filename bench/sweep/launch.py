@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,8 +83,19 @@ class TrainJob:
         return submitit.helpers.DelayedSubmission(TrainJob(self.config, self.threads))
 
 
-def default_executor() -> str:
-    return "slurm" if shutil.which("sbatch") else "local"
+def default_executor() -> tuple[str, str]:
+    """(executor, why): slurm where sbatch is on PATH and a Slurm controller answers (`scontrol ping`), else local.
+    A machine with Slurm's commands but no running controller (a stopped local cluster) runs locally instead of
+    failing at its first submission."""
+    if not shutil.which("sbatch"):
+        return "local", "no sbatch on PATH"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+        up = ping.returncode == 0 and "UP" in ping.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        up = False
+    return ("slurm", "sbatch found, its controller answers") if up else \
+        ("local", "sbatch found, but no Slurm controller answers `scontrol ping`")
 
 
 def _slurm_parameters(launch: LaunchConfig, max_parallel: int | None) -> dict[str, Any]:

@@ -330,9 +330,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun], todo: list[SweepRun], args) -> int:
     """Submit the runs to do; with the local executor (or slurm --wait) wait for them and say what finished."""
-    executor = args.executor or default_executor()
-    why = "" if args.executor else " (sbatch found)" if executor == "slurm" else " (no sbatch on PATH)"
-    print(f"executor: {executor}{why}")
+    executor, why = (args.executor, "") if args.executor else default_executor()
+    print(f"executor: {executor}" + (f" ({why})" if why else ""))
     folder = Path(sweep.results).resolve() / "submitit" / sweep.name
     write_sweep_record(sweep, sweep_file, runs, {}, args.overrides)
 
