@@ -13,6 +13,7 @@ over every item, "none" included (a caption that adds a distractor or an event t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -44,24 +45,24 @@ def score_rows(rows: list[dict]) -> dict[tuple[str, str], float]:
     return out
 
 
+def last_captions(results: Path, sweep: str) -> Iterator[tuple[dict, list[dict]]]:
+    """For each run of the sweep with stored captions: (its row: model, condition, order, seed, samples_seen of
+    its last evaluation with captions, and the items of that predictions file)."""
+    frame = runs(results)
+    for r in frame[frame["sweep"] == sweep].itertuples():
+        files = sorted((RunDir(Path(results) / RUNS / r.run_id).path / "predictions").glob(f"*/{FILE}"))
+        if files:
+            items = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
+            yield ({"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,
+                    "samples_seen": int(files[-1].parent.name)}, items)
+
+
 def attribute_frame(results: Path, sweep: str) -> pd.DataFrame:
     """One row per (run, source, attribute) at each run's last evaluation with stored captions:
     model, condition, order, seed, samples_seen, source, attribute, value (percent right)."""
-    frame = runs(results)
-    frame = frame[frame["sweep"] == sweep]
-    rows = []
-    for r in frame.itertuples():
-        folder = RunDir(Path(results) / RUNS / r.run_id).path / "predictions"
-        files = sorted(folder.glob(f"*/{FILE}"))
-        if not files:
-            continue
-        last = files[-1]
-        items = [json.loads(line) for line in last.read_text().splitlines() if line.strip()]
-        for (source, attr), value in score_rows(items).items():
-            rows.append({"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,
-                         "samples_seen": int(last.parent.name),
-                         "source": source, "attribute": attr, "value": value})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**run, "source": source, "attribute": attr, "value": value}
+                         for run, items in last_captions(results, sweep)
+                         for (source, attr), value in score_rows(items).items()])
 
 
 def attribute_markdown(table: pd.DataFrame, by: str = "model") -> str:
@@ -143,20 +144,9 @@ def stated_share(rows: list[dict], source: str = "prediction") -> dict[str, floa
 def wording_frame(results: Path, sweep: str) -> pd.DataFrame:
     """One row per run at its last evaluation with stored captions: model, condition, order, seed, samples_seen,
     CIDEr as written and in canonical wording, and the share of captions stating each fact of STATED."""
-    frame = runs(results)
-    frame = frame[frame["sweep"] == sweep]
-    rows = []
-    for r in frame.itertuples():
-        files = sorted((RunDir(Path(results) / RUNS / r.run_id).path / "predictions").glob(f"*/{FILE}"))
-        if not files:
-            continue
-        items = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
-        row = {"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,
-               "samples_seen": int(files[-1].parent.name)}
-        row.update({f"CIDEr, {w}": cider(items, wording=w) for w in WORDING})
-        row.update({f"states {a}": v for a, v in stated_share(items).items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**run, **{f"CIDEr, {w}": cider(items, wording=w) for w in WORDING},
+                          **{f"states {a}": v for a, v in stated_share(items).items()}}
+                         for run, items in last_captions(results, sweep)])
 
 
 def wording_markdown(table: pd.DataFrame, by: str = "model") -> str:
