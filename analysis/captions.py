@@ -20,11 +20,12 @@ import pandas as pd
 
 from analysis.records import interval, runs
 from bench.data.text import ATTRIBUTES, canonical_wording, read_caption, words
-from bench.results import RUNS, RunDir
+from bench.results import RUNS, RunDir, set_file_name
 
 SOURCES = {"prediction": "captions", "nearest_caption": "nearest training caption", "ceiling": "decoder ceiling"}
 PRIOR = "prior"  # the no-vision prior: the most frequent value of each attribute among the items
-FILE = "captioning__shapes.jsonl"
+CAPTIONS = "captioning__{set}.jsonl"  # a run's captions of one eval set (bench.results.prediction_writer)
+DEFAULT_SET = "shapes"  # the set a run captions unless it names others (a tuned sweep's arm: its report set)
 
 
 def score_rows(rows: list[dict]) -> dict[tuple[str, str], float]:
@@ -47,10 +48,13 @@ def score_rows(rows: list[dict]) -> dict[tuple[str, str], float]:
 
 def last_captions(results: Path, sweep: str) -> Iterator[tuple[dict, list[dict]]]:
     """For each run of the sweep with stored captions: (its row: model, condition, order, seed, samples_seen of
-    its last evaluation with captions, and the items of that predictions file)."""
+    its last evaluation with captions, and the items of that predictions file). A tuned sweep's arm reads the
+    captions of its report set."""
     frame = runs(results)
     for r in frame[frame["sweep"] == sweep].itertuples():
-        files = sorted((RunDir(Path(results) / RUNS / r.run_id).path / "predictions").glob(f"*/{FILE}"))
+        evalset = r.report_set if isinstance(r.report_set, str) else DEFAULT_SET
+        name = CAPTIONS.format(set=set_file_name(evalset))
+        files = sorted((RunDir(Path(results) / RUNS / r.run_id).path / "predictions").glob(f"*/{name}"))
         if files:
             items = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()]
             yield ({"model": r.model, "condition": r.label, "order": r.order, "seed": r.seed,

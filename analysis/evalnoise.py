@@ -37,7 +37,7 @@ import pandas as pd
 from analysis.power import minimum_detectable_effect
 from analysis.records import interval
 from analysis.tables import setting_label
-from bench.results import ONDEMAND, OUTCOMES, PREDICTIONS, RUNS, read_jsonl
+from bench.results import ONDEMAND, OUTCOMES, PREDICTIONS, RUNS, read_jsonl, set_file_name
 
 HEADLINE = (("classification", "top1"), ("retrieval", "t2v_R@1"), ("vqa", "accuracy"))
 
@@ -79,17 +79,19 @@ def run_outcomes(results: str | Path, run_id: str) -> list[dict]:
     return found
 
 
-def _last_hits(results: Path, run_id: str) -> dict[tuple[str, str, int], np.ndarray]:
+def _last_hits(results: Path, run_id: str, only_set: str | None = None) -> dict[tuple[str, str, int], np.ndarray]:
     """(task, metric, items) -> hits, at the run's last evaluated sample count: one entry per evaluation size
-    (the training's own evaluation first where an on-demand one repeats its size)."""
+    (the training's own evaluation first where an on-demand one repeats its size); only_set: that eval set's
+    only (a tuned sweep's arm: its report set)."""
     evals = run_outcomes(results, run_id)
     if not evals:
         return {}
     last = max(e["samples_seen"] for e in evals)
     out: dict[tuple[str, str, int], np.ndarray] = {}
     for e in sorted((e for e in evals if e["samples_seen"] == last), key=lambda e: e["source"] != "train"):
-        for (task, _, metric), hits in e["hits"].items():
-            out.setdefault((task, metric, len(hits)), hits)
+        for (task, evalset, metric), hits in e["hits"].items():
+            if only_set is None or evalset == set_file_name(only_set):
+                out.setdefault((task, metric, len(hits)), hits)
     return out
 
 
@@ -104,7 +106,9 @@ def noise_rows(results: str | Path, runs: pd.DataFrame, sweep: str,
     r = runs[runs["sweep"] == sweep].sort_values("order")
     if r.empty:
         return []
-    hits = {rid: _last_hits(results, rid) for rid in r["run_id"].unique()}
+    report = dict(zip(r["run_id"], r["report_set"])) if "report_set" in r else {}
+    hits = {rid: _last_hits(results, rid, report.get(rid) if isinstance(report.get(rid), str) else None)
+            for rid in r["run_id"].unique()}
     conditions = list(dict.fromkeys(r["condition"]))
     label = {**dict(zip(r["condition"], r["label"].fillna(r["condition"]))), **(names or {})}
     seeds = {c: dict(zip(g["seed"], g["run_id"])) for c, g in r.groupby("condition")}

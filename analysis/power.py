@@ -43,7 +43,9 @@ def power(effect: float, sd: float, n: int, alpha: float = ALPHA) -> float:
         return float("nan")
     df, nc = n - 1, abs(effect) / sd * math.sqrt(n)
     t = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(t, df, nc) + stats.nct.cdf(-t, df, nc))
+    wrong_side = stats.nct.cdf(-t, df, nc)  # rejecting the other way: below alpha/2, ~1e-17 where scipy's
+    # series fails (NaN at 1 degree of freedom and some large nc, e.g. 15): counted as 0 there
+    return float(stats.nct.sf(t, df, nc) + (0.0 if math.isnan(wrong_side) else wrong_side))
 
 
 def minimum_detectable_effect(sd: float, n: int, target: float = POWER) -> float:

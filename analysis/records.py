@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import tuning
 from bench.results import RUNS, SWEEPS, RunDir, read_jsonl, run_dirs  # the store's own layout and reader: standard library only
 
 COLUMNS = ["run_id", "sweep", "condition", "model", "seed", "status", "stage", "samples_seen", "task", "metric",
@@ -35,15 +36,18 @@ def _flat(prefix: str, obj, out: dict) -> None:
 
 def sweeps(results: Path) -> dict[str, list[dict]]:
     """run_id -> the sweeps it belongs to: [{sweep, condition, label, seed, point, swept}] (label: the
-    condition's readable name where the sweep file gives one, else the condition)."""
+    condition's readable name where the sweep file gives one, else the condition). A tuned sweep's run at its arm's
+    chosen value belongs as the arm, with the set its numbers are read on (report_set); its other runs belong to
+    the sweep's tuning (analysis/tuning.py)."""
     out: dict[str, list[dict]] = {}
     for f in sorted((results / SWEEPS).glob("*.json")):
         rec = json.loads(f.read_text())
+        tuned = tuning.membership(results, rec) if rec.get("tune") else {}  # a tuned sweep: its arms at their choice
         for order, r in enumerate(rec.get("runs", [])):  # order: the sweep's own (grid) order
-            out.setdefault(r["run_id"], []).append({"sweep": rec["name"], "condition": r["condition"], "order": order,
-                                                    "label": r.get("label") or r["condition"],
-                                                    "seed": r["seed"], "point": r.get("point", {}),
-                                                    "swept": rec.get("swept", [])})
+            row = {"sweep": rec["name"], "condition": r["condition"], "order": order,
+                   "label": r.get("label") or r["condition"], "seed": r["seed"], "point": r.get("point", {}),
+                   "swept": tuning.arm_keys(rec)}
+            out.setdefault(r["run_id"], []).append({**row, **tuned.get(r["run_id"], {})})
     return out
 
 
@@ -62,7 +66,7 @@ def runs(results: str | Path) -> pd.DataFrame:
                 "setup_s": rec.get("setup_s")}  # the start-up before the first step, one-off work included
         for m in membership.get(rec["run_id"], [{"sweep": None, "condition": None, "point": {}}]):
             row = {**base, "sweep": m["sweep"], "condition": m["condition"], "label": m.get("label"),
-                   "order": m.get("order")}
+                   "order": m.get("order"), "report_set": m.get("report_set")}
             for k, v in m.get("point", {}).items():
                 row[k] = v if not isinstance(v, (list, dict)) else json.dumps(v)
                 swept.add(k)
@@ -91,9 +95,12 @@ def metrics(results: str | Path, per_dataset: bool = False) -> pd.DataFrame:
             row["sets"] = json.dumps(row["sets"]) if row["sets"] is not None else None
             evals.append(row)
     ev = pd.DataFrame(evals, columns=EVAL_KEYS)
-    if not per_dataset and len(ev):
-        ev = ev[summary_rows(ev)]
+    ev["summary"] = summary_rows(ev) if len(ev) else pd.Series(dtype=bool)
     frame = run_frame.merge(ev, on="run_id", how="left")
+    if not per_dataset and len(ev):  # a tuned sweep's arm reads its report set; every other row the summary
+        tuned = frame["report_set"].notna()
+        frame = frame[(~tuned & frame["summary"].fillna(True).astype(bool)) | (tuned & (frame["dataset"] == frame["report_set"]))]
+    frame = frame.drop(columns="summary")
     frame["partial"] = frame["status"] != "done"
     return frame
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import captions, evalnoise, figstyle, figures, measured_tables, power, reference_rows, tables
+from analysis import captions, evalnoise, figstyle, figures, measured_tables, power, reference_rows, tables, tuning
 from analysis import templates as tpl
 from analysis.records import metrics, runs, training_curves
 from bench.results import SWEEPS, read_json
@@ -150,7 +150,7 @@ def _sweep(store: Store, record: dict) -> Sweep:
     models = sorted(f["model"].dropna().unique())
     key = None
     if kind(models) == "ablation" and not f.empty:
-        f, key = _setting_key(f, record.get("swept", []))
+        f, key = _setting_key(f, tuning.arm_keys(record))
     return Sweep(record, f, _command(record), models, set(f["task"].dropna()), key)
 
 
@@ -250,6 +250,22 @@ def _training_loss(store: Store, sweep: Sweep) -> list[str]:
     return tpl.fill(tpl.TRAINING_LOSS, image=_img(paths, store.out), sweep=sweep.name)
 
 
+def _all_runs(store: Store, sweep: Sweep) -> pd.DataFrame:
+    """The sweep's rows, a tuned sweep's runs at the values not chosen included (what it cost)."""
+    return store.frame[store.frame["sweep"].isin([sweep.name, sweep.name + tuning.TUNING])] if "tune" in sweep.record \
+        else sweep.frame
+
+
+def _tuning(store: Store, sweep: Sweep) -> list[str]:
+    """A tuned sweep: each arm's scores at each value on the selection set, and the value chosen (analysis/tuning.py)."""
+    tune = sweep.record.get("tune")
+    if not tune:
+        return []
+    return tpl.fill(tpl.TUNING, table=tuning.tuning_markdown(store.results, sweep.record), key=tune["key"],
+                    metric=tune["metric"], select=tune["select"], report=tune["report"],
+                    goal={"max": "highest", "min": "lowest"}[tune.get("goal", "max")])
+
+
 Section = Callable[[Store, Sweep], list[str]]
 BY_KIND: dict[str, Section] = {"comparison": _comparison, "ablation": _ablation}  # by Sweep.kind: what the runs vary
 BY_TASK: dict[str, Section] = {"streaming": _selective}  # a section of its own for each task the sweep evaluates
@@ -259,9 +275,10 @@ EVERY_SWEEP: tuple[Section, ...] = (_noise, _training_loss)
 def sweep_section(store: Store, record: dict) -> list[str]:
     """A sweep's section: its command and cost, then the sections its records call for."""
     sweep = _sweep(store, record)
-    lines = tpl.fill(tpl.SWEEP_HEAD, sweep=sweep.name, command=sweep.command, wall=_wall(sweep.frame))
+    lines = tpl.fill(tpl.SWEEP_HEAD, sweep=sweep.name, command=sweep.command, wall=_wall(_all_runs(store, sweep)))
+    lines += _tuning(store, sweep)
     if sweep.frame.empty:
-        return lines + tpl.fill(tpl.NO_RUNS, runs=len(record.get("runs", [])))
+        return lines + ([] if "tune" in record else tpl.fill(tpl.NO_RUNS, runs=len(record.get("runs", []))))
     parts = [BY_KIND[sweep.kind]] + [section for task, section in BY_TASK.items() if task in sweep.tasks]
     for section in parts + list(EVERY_SWEEP):
         lines += section(store, sweep)

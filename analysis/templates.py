@@ -39,6 +39,13 @@ WALL = ("Wall time: {minutes:.1f} min summed over its {runs} runs ({shortest:.0f
         "evaluation included).")
 ONE_OFF = " Of it, {minutes:.1f} min was start-up before the first step ({one_off:.1f} min in the slowest: the one-off \
 work of a machine's first run, pretraining the LM and building the caches, is in it)."
+TUNING = ("\n"
+          "Tuned: `{key}` per arm, each arm's value the one with the {goal} mean over seeds of {metric} on {select} at the "
+          "full budget (bold; mean ± 95% over seeds, seeds in brackets). Every number below this table is read at the "
+          "chosen values on {report}, which the choice never saw; the runs at the other values are listed under the "
+          "sweep's name + \" (tuning)\".\n"
+          "\n"
+          "{table}")
 NO_RUNS = "\nNone of its {runs} runs has a run record in this store yet."
 IMAGE = "![{stem}]({png}) ([pdf]({pdf}))"
 

@@ -105,6 +105,9 @@ def _coerce(value: Any, tp: Any, key: str, prov: Provenance) -> Any:
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(str(bad) + hint)
     if origin in (Union, types.UnionType):
+        sections = [arm for arm in get_args(tp) if dataclasses.is_dataclass(arm)]
+        if isinstance(value, dict) and len(sections) == 1:  # a section's own error says what is wrong inside it
+            return _coerce(value, sections[0], key, prov)
         for arm in get_args(tp):
             try:
                 return _coerce(value, arm, key, prov)

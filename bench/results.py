@@ -218,14 +218,19 @@ def run_dirs(results: str | Path) -> Iterator[RunDir]:
 OUTCOMES = "outcomes"  # per-item hits of a task's hit-rate metrics, beside its predictions
 
 
+def set_file_name(evalset: str) -> str:
+    """An eval set's name as its prediction files spell it ("shapes:test" -> "shapes_test"; a path flattened)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", evalset).strip("_") or "set"
+
+
 def prediction_writer(folder: Path):
     """(task, eval set, rows, kind) -> folder/<task>__<set>.jsonl (kind "predictions": the task's outputs) or
     folder/<task>__<set>.outcomes.jsonl (kind "outcomes": each metric's per-item hits), written whole (a set
     named by a path is flattened to one file name): what EvalContext.predictions expects."""
-    import re
-
     def write(task: str, evalset: str, rows: list[dict], kind: str = "predictions") -> None:
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", evalset).strip("_") or "set"
+        name = set_file_name(evalset)
         suffix = f".{OUTCOMES}.jsonl" if kind == OUTCOMES else ".jsonl"
         write_atomic(folder / f"{task}__{name}{suffix}", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from bench.config import read_yaml, resolve_path
 from bench.configlib import from_dict
+from bench.sweep.tune import TuneConfig
 
 ZIP_LABEL = "label"  # a zip group's readable names for its points (tables and figures), not a config key
 # what seed_scope: all sets to each run's seed: every random initialisation the training scope leaves fixed
@@ -34,6 +35,8 @@ class SweepConfig:
                 "the frozen X-encoder, the LM's initialisation and its text pretraining stay the same for every "
                 "seed (their init_seed). all: a seed also sets those (SEED_SCOPE_ALL's keys), so that a verdict "
                 "holds over encoders and LMs, not one draw of them. The evaluation items are the same in both"})
+    tune: TuneConfig | None = field(default=None, metadata={
+        "help": "one key chosen per arm on a validation set, the verdict read on a held-out set (bench/sweep/tune.py)"})
     launch: dict[str, Any] = field(default_factory=dict, metadata={"help": "launch.* settings for every run"})
     results: str = field(default="results", metadata={"help": "the results store (runs/ and sweeps/ inside)"})
 
@@ -50,14 +53,16 @@ class SweepConfig:
                 raise ValueError(f"zip[{i}].{ZIP_LABEL}: expected a non-empty name for each point, got {group[ZIP_LABEL]}")
             if set(group) == {ZIP_LABEL}:
                 raise ValueError(f"zip[{i}] has a '{ZIP_LABEL}' list and no key to vary")
-        keys = self.swept()
+        keys = self.arm_keys()
         dup = {k for k in keys if keys.count(k) > 1}
         if dup:
             raise ValueError(f"keys swept twice (grid and zip): {sorted(dup)}")
         if not self.seeds:
             raise ValueError("seeds is empty")
+        if self.tune is not None:
+            self.tune.check_in(keys, list(self.set))
         if self.seed_scope == "all":
-            clash = sorted(k for k in SEED_SCOPE_ALL if k in self.set or k in keys)
+            clash = sorted(k for k in SEED_SCOPE_ALL if k in self.set or k in self.swept())
             if clash:
                 raise ValueError(f"seed_scope: all sets {', '.join(clash)} to each run's seed; the sweep also sets or "
                                  "sweeps them: drop one or the other")
@@ -67,7 +72,12 @@ class SweepConfig:
         return {k: seed for k in SEED_SCOPE_ALL} if self.seed_scope == "all" else {}
 
     def swept(self) -> list[str]:
-        """The config keys the sweep varies (a zip group's 'label' names points; it is not a key)."""
+        """The config keys the sweep varies (a zip group's 'label' names points; it is not a key), the tuned
+        key last."""
+        return self.arm_keys() + ([self.tune.key] if self.tune else [])
+
+    def arm_keys(self) -> list[str]:
+        """The keys whose points are the sweep's arms (what its verdicts compare): the grid's and the zip groups'."""
         return list(self.grid) + [k for g in self.zip for k in g if k != ZIP_LABEL]
 
 

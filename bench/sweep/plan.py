@@ -28,6 +28,7 @@ from bench.results import RUNS, SWEEPS, RunDir, read_json, write_json
 from bench.run.engine import plan_stages
 from bench.sweep.clean import CLEANABLE, clean_checkpoints, describe
 from bench.sweep.config import ZIP_LABEL, SweepConfig, load_sweep_config
+from bench.sweep.tune import eval_sets
 from bench.sweep.launch import EXECUTORS, default_executor, describe_outcome, submit
 from bench.sweep.status import RunStatus, clock, statuses, summary, table
 from models import registry
@@ -50,6 +51,8 @@ class SweepRun:
     point: dict[str, Any]
     condition: str
     label: str = ""  # the condition's readable name, where the sweep file gives one (zip 'label')
+    arm: str = ""  # a tuned sweep's arm: the condition without the tuned key (what its verdicts compare)
+    arm_label: str = ""  # the arm's readable name, where the sweep file gives one
 
     @property
     def run_id(self) -> str:
@@ -57,9 +60,10 @@ class SweepRun:
 
 
 def labelled_points(sweep: SweepConfig) -> list[tuple[dict[str, Any], str]]:
-    """(point, readable name) for each point of the cartesian product of the grid and of each zip group
+    """(point, readable name) for each arm: each point of the cartesian product of the grid and of each zip group
     (whose lists vary together). The name joins each zip group's 'label' where it has one and key=value
-    otherwise; it is empty where no group is labelled (the condition then names the point)."""
+    otherwise; it is empty where no group is labelled (the condition then names the point). A tuned sweep runs
+    each arm at every value of its tuned key (tuned_points)."""
     axes: list[list[tuple[dict[str, Any], str]]] = [[({k: v}, f"{k}={v}") for v in values]
                                                     for k, values in sweep.grid.items()]
     labelled = False
@@ -74,9 +78,24 @@ def labelled_points(sweep: SweepConfig) -> list[tuple[dict[str, Any], str]]:
     return [(point, name if labelled else "") for point, name in combos]
 
 
+def tuned_points(sweep: SweepConfig) -> list[tuple[dict[str, Any], str, dict[str, Any], str]]:
+    """(point, readable name, arm point, arm's readable name) for every point the sweep runs: each arm, and in a
+    tuned sweep each arm at each value of the tuned key (its name then ends with key=value)."""
+    out = []
+    for arm, name in labelled_points(sweep):
+        if sweep.tune is None:
+            out.append((arm, name, arm, name))
+            continue
+        for value in sweep.tune.values:
+            tuned = f"{sweep.tune.key}={value}"
+            out.append(({**arm, sweep.tune.key: value}, f"{name}, {tuned}" if name else "", arm, name))
+    return out
+
+
 def grid_points(sweep: SweepConfig) -> list[dict[str, Any]]:
-    """The cartesian product of the grid and of each zip group (whose lists vary together)."""
-    return [point for point, _ in labelled_points(sweep)]
+    """Every point the sweep runs: the cartesian product of the grid and of each zip group (whose lists vary
+    together), and of the tuned key's values in a tuned sweep."""
+    return [point for point, _, _, _ in tuned_points(sweep)]
 
 
 def condition_label(point: dict[str, Any]) -> str:
@@ -94,19 +113,25 @@ def expand(sweep: SweepConfig, sweep_file: Path, overrides: list[str] = ()) -> l
         except ConfigError as e:
             cli_error = e
     runs, errors = [], []
-    for point, readable in labelled_points(sweep):
+    for point, readable, arm, arm_readable in tuned_points(sweep):
         label = condition_label(point)
         for seed in sweep.seeds:
             settings = {**sweep.set, **{f"launch.{k}": v for k, v in sweep.launch.items()}, **point,
                         "seed": seed, **sweep.seed_settings(seed), "name": f"{sweep.name}/{label}/seed{seed}",
                         "output_dir": str((Path(sweep.results) / RUNS).resolve()), **cli}
+            source = f"{sweep_file} grid point [{label}] seed {seed}"
             try:
-                cfg = load_run_config(sweep.base, settings, relative_to=sweep_file.parent,
-                                      source=f"{sweep_file} grid point [{label}] seed {seed}")
+                cfg = load_run_config(sweep.base, settings, relative_to=sweep_file.parent, source=source)
+                if sweep.tune is not None:  # every task on the set the value is chosen on and the one reported
+                    sets = eval_sets(sweep.tune, cfg.eval.tasks, cfg.eval.sets, source)
+                    if sets != cfg.eval.sets:
+                        cfg = load_run_config(sweep.base, {**settings, "eval.sets": sets},
+                                              relative_to=sweep_file.parent, source=source)
             except ConfigError as e:
                 errors.append(str(e))
                 continue
-            runs.append(SweepRun(cfg, seed, point, label, readable))
+            runs.append(SweepRun(cfg, seed, point, label, readable,
+                                 *((condition_label(arm), arm_readable) if sweep.tune else ("", ""))))
     if errors and cli_error is not None:  # the command line's mistake: said once, not once per run
         raise cli_error
     if errors:
@@ -235,8 +260,11 @@ def write_sweep_record(sweep: SweepConfig, sweep_file: Path, runs: list[SweepRun
     write_json(path, {
         "name": sweep.name, "file": shown, "overrides": list(overrides),
         "swept": sweep.swept(),
+        **({"tune": sweep.tune.record()} if sweep.tune else {}),
         "runs": [{"run_id": r.run_id, "seed": r.seed, "condition": r.condition, "point": r.point,
-                  **({"label": r.label} if r.label else {})} for r in runs],
+                  **({"label": r.label} if r.label else {}),
+                  **({"arm": r.arm, **({"arm_label": r.arm_label} if r.arm_label else {})} if sweep.tune else {})}
+                 for r in runs],
         "jobs": {**old.get("jobs", {}), **jobs}, "updated": time.time(),
     })
 
