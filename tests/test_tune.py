@@ -85,8 +85,9 @@ SCORES = {("infonce", 1e-3, 0): (50, 90), ("infonce", 1e-3, 1): (52, 92),
           ("cosine", 3e-3, 0): (65, 99), ("cosine", 3e-3, 1): (70, 99)}
 
 
-def write_tuned_store(results: Path, done=lambda key: True, goal: str = "max") -> dict:
-    """A tuned sweep's record and its runs' records, in the store's layout, with SCORES as their top-1."""
+def write_tuned_store(results: Path, done=lambda key: True, goal: str = "max", twins: bool = False) -> dict:
+    """A tuned sweep's record and its runs' records, in the store's layout, with SCORES as their top-1 (twins:
+    the two arms are the two models of a comparison, infonce's VL-JEPA and cosine's the VLM)."""
     runs = []
     for i, ((loss, lr, seed), (val, test)) in enumerate(SCORES.items()):
         run_id = f"run{i:02d}"
@@ -95,7 +96,8 @@ def write_tuned_store(results: Path, done=lambda key: True, goal: str = "max") -
                      "point": {"model.loss.name": loss, "train.lr": lr}, "arm": arm})
         folder = results / RUNS / run_id
         status = "done" if done((loss, lr, seed)) else "running"
-        write_json(folder / RUN_RECORD, {"run_id": run_id, "model": "vljepa", "seed": seed, "status": status,
+        model = ("vljepa" if loss == "infonce" else "vlm") if twins else "vljepa"
+        write_json(folder / RUN_RECORD, {"run_id": run_id, "model": model, "seed": seed, "status": status,
                                          "samples_seen": 64 if status == "done" else 32, "started": 0.0, "finished": 1.0,
                                          "config": {"train": {"budget": {"samples": 64}}}})
         rows = [{"run_id": run_id, "samples_seen": 64, "stage": "main", "task": "classification", "metric": "top1",
@@ -126,6 +128,14 @@ def test_each_arm_takes_the_value_best_on_the_selection_set_and_is_read_on_the_r
     page = build(tmp_path, tmp_path / "report").read_text()
     assert "Tuned: `train.lr` per arm" in page
     assert "| model.loss.name=infonce | 51.0 ± 12.7 (2) | **59.0 ± 12.7 (2)** | train.lr=0.003 |" in page
+
+
+def test_a_tuned_comparison_compares_the_twins_at_their_own_chosen_values_on_the_report_set(tmp_path):
+    write_tuned_store(tmp_path, twins=True)
+    page = build(tmp_path, tmp_path / "report").read_text()
+    assert "Tuned: `train.lr` per arm" in page and "## tuned" in page
+    row = next(line for line in page.splitlines() if line.startswith("| 64 |") or line.startswith("| 64"))
+    assert "41.0" in row and "32.0" in row  # VL-JEPA at 3e-3 (40, 42), the VLM at 1e-3 (30, 34), both on test
 
 
 def test_the_lowest_value_wins_where_the_goal_is_min(tmp_path):
