@@ -261,7 +261,7 @@ def _tuning(store: Store, sweep: Sweep) -> list[str]:
     tune = sweep.record.get("tune")
     if not tune:
         return []
-    return tpl.fill(tpl.TUNING, table=tuning.tuning_markdown(store.results, sweep.record), key=tune["key"],
+    return tpl.fill(tpl.TUNING, table=tables.tuning_markdown(store.results, sweep.record), key=tune["key"],
                     metric=tune["metric"], select=tune["select"], report=tune["report"],
                     goal={"max": "highest", "min": "lowest"}[tune.get("goal", "max")])
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis import tuning
 from analysis.records import interval
 
 # the paper's three ablation columns, in our tasks' terms
@@ -303,3 +304,24 @@ def sota_markdown(frame: pd.DataFrame | None = None, measured: dict[str, list[di
     lines = ["| model | benchmark | metric | value | source |", "|---|---|---|---:|---|"]
     return "\n".join(lines + [f"| {r['model']} | {r['benchmark']} | {r['metric']} | {r['value']} | {r['source']} |"
                               for r in rows])
+
+
+def tuning_markdown(results: str | Path, record: dict) -> str:
+    """Rows: the arms; columns: each value's mean ± 95% over seeds of the tuning metric on the selection set
+    (n seeds), the chosen one in bold; then the value chosen (or what the choice waits for)."""
+    choices = tuning.choose(results, record)
+    if not choices:
+        return ""
+    tune = record["tune"]
+    values = [tuning.value_key(v) for v in tune["values"]]
+    head = "| arm | " + " | ".join(f"{tune['key']}={json.loads(v)}" for v in values) + " | chosen |"
+    lines = [head, "|---|" + "---:|" * len(values) + "---|"]
+    for c in choices:
+        cells = []
+        for v in values:
+            mean, half, n = interval(pd.Series(list(c.scores.get(v, {}).values()), dtype=float))
+            text = "-" if n == 0 else f"{mean:.1f} ± {half:.1f} ({n})"
+            cells.append(f"**{text}**" if v == c.chosen_key else text)
+        chosen = f"{tune['key']}={c.chosen}" if c.chosen_key is not None else "not yet: " + "; ".join(c.waits)
+        lines.append(f"| {c.label} | " + " | ".join(cells) + f" | {chosen} |")
+    return "\n".join(lines)

@@ -36,7 +36,7 @@ class Choice:
         return sum(s.values()) / len(s) if s else None
 
 
-def _key(value: Any) -> str:
+def value_key(value: Any) -> str:
     return json.dumps(value)
 
 
@@ -62,11 +62,11 @@ def choose(results: str | Path, record: dict) -> list[Choice]:
         return []
     results = Path(results)
     task, _, metric = tune["metric"].partition("/")
-    order = [_key(v) for v in tune["values"]]
+    order = [value_key(v) for v in tune["values"]]
     arms: dict[str, dict] = {}
     for r in record.get("runs", []):
         arm = arms.setdefault(r["arm"], {"label": r.get("arm_label") or r["arm"], "scores": {}, "expected": {}})
-        value = _key(r["point"][tune["key"]])
+        value = value_key(r["point"][tune["key"]])
         arm["expected"].setdefault(value, []).append(r["seed"])
         score = _final_score(results, r["run_id"], task, metric, tune["select"])
         if score is not None:
@@ -93,7 +93,7 @@ def membership(results: str | Path, record: dict) -> dict[str, dict]:
     chosen = {c.arm: c.chosen_key for c in choose(results, record)}
     out = {}
     for r in record.get("runs", []):
-        if chosen.get(r["arm"]) is not None and _key(r["point"][tune["key"]]) == chosen[r["arm"]]:
+        if chosen.get(r["arm"]) is not None and value_key(r["point"][tune["key"]]) == chosen[r["arm"]]:
             out[r["run_id"]] = {"sweep": record["name"], "condition": r["arm"], "label": r.get("arm_label") or r["arm"],
                                 "point": {k: v for k, v in r["point"].items() if k != tune["key"]},
                                 "report_set": tune["report"]}
@@ -107,28 +107,3 @@ def arm_keys(record: dict) -> list[str]:
     """The keys whose values are the arms (the swept keys without the tuned one)."""
     tuned = (record.get("tune") or {}).get("key")
     return [k for k in record.get("swept", []) if k != tuned]
-
-
-def tuning_markdown(results: str | Path, record: dict) -> str:
-    """Rows: the arms; columns: each value's mean ± 95% over seeds of the tuning metric on the selection set
-    (n seeds), the chosen one in bold; then the value chosen (or what the choice waits for)."""
-    from analysis.records import interval  # pandas and scipy: only where a table is drawn
-
-    import pandas as pd
-
-    choices = choose(results, record)
-    if not choices:
-        return ""
-    tune = record["tune"]
-    values = [_key(v) for v in tune["values"]]
-    head = f"| arm | " + " | ".join(f"{tune['key']}={json.loads(v)}" for v in values) + " | chosen |"
-    lines = [head, "|---|" + "---:|" * len(values) + "---|"]
-    for c in choices:
-        cells = []
-        for v in values:
-            mean, half, n = interval(pd.Series(list(c.scores.get(v, {}).values()), dtype=float))
-            text = "-" if n == 0 else f"{mean:.1f} ± {half:.1f} ({n})"
-            cells.append(f"**{text}**" if v == c.chosen_key else text)
-        chosen = f"{tune['key']}={c.chosen}" if c.chosen_key is not None else "not yet: " + "; ".join(c.waits)
-        lines.append(f"| {c.label} | " + " | ".join(cells) + f" | {chosen} |")
-    return "\n".join(lines)

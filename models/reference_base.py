@@ -3,10 +3,13 @@ errors, and the protocol members that say it does not train."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from models.encoders import weight_hash
 from models.protocol import Batch
@@ -41,3 +44,18 @@ class EvaluatedAsIs(nn.Module):
         if self._hash is None:
             self._hash = weight_hash(self.model)
         return self._hash
+
+
+def frame_mean(batch: Batch, spec: str, embed_frames: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+    """(B, D): a dual encoder's clip embedding, each clip's frames embedded one by one (embed_frames: N uint8
+    frames (N, 3, H, W) -> (N, D) unit-norm), averaged and renormalised, so every frame weighs the same."""
+    if "video" not in batch:
+        raise ReferenceModelError(f"{spec}: a reference model reads pixels (batch['video']), not cached features "
+                                  "(data.cache must be off)")
+    video = batch["video"]
+    if video.dtype != torch.uint8 or video.ndim != 5 or video.shape[2] != 3:
+        raise ReferenceModelError(f"{spec}: expected a uint8 video batch (B, T, 3, H, W), got {video.dtype} "
+                                  f"{tuple(video.shape)}")
+    b, t = video.shape[:2]
+    per_frame = embed_frames(video.reshape(b * t, *video.shape[2:]).cpu().numpy())
+    return F.normalize(per_frame.view(b, t, -1).mean(1), dim=-1)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
 from models.protocol import Batch, Candidates, count_parameters, score_by_embedding
-from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError
+from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError, frame_mean
 
 # config.model_type -> how its texts are padded: "longest" (CLIP pools its end-of-text token) or "max_length"
 # (SigLIP and SigLIP2 pool the last position and were trained on texts padded to the full length)
@@ -101,16 +101,7 @@ class HFDualEncoder(EvaluatedAsIs):
     @torch.no_grad()
     def embed(self, batch: Batch) -> torch.Tensor:
         """(B, D): each clip's frames embedded one by one, normalised, averaged and renormalised."""
-        if "video" not in batch:
-            raise ReferenceModelError(f"{self.spec}: a reference model reads pixels (batch['video']), not cached features "
-                                 "(data.cache must be off)")
-        video = batch["video"]
-        if video.dtype != torch.uint8 or video.ndim != 5 or video.shape[2] != 3:
-            raise ReferenceModelError(f"{self.spec}: expected a uint8 video batch (B, T, 3, H, W), got {video.dtype} "
-                                 f"{tuple(video.shape)}")
-        b, t = video.shape[:2]
-        per_frame = self._image_embeddings(video.reshape(b * t, *video.shape[2:]).cpu().numpy())
-        return F.normalize(per_frame.view(b, t, -1).mean(1), dim=-1)
+        return frame_mean(batch, self.spec, self._image_embeddings)
 
     def _tokens(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """The texts as the family's text tower was trained on them (TEXT_PADDING), cut to its positions."""

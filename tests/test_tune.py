@@ -16,8 +16,9 @@ from analysis.tables import ablation_table
 from analysis.tuning import TUNING, choose
 from bench.results import EVALS, RUN_RECORD, RUNS, SWEEPS, read_json, read_jsonl, write_json
 from bench.sweep.config import load_sweep_config
-from bench.sweep.plan import SweepError, expand, main
+from bench.sweep.plan import expand, main
 from tests.conftest import TINY_RUN
+
 
 def tuned_file(tmp_path: Path, **extra) -> Path:
     """Two arms (losses) x two LRs x two seeds of the tests' tiny run, tuned on shapes:val top-1."""

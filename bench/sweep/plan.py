@@ -28,9 +28,9 @@ from bench.results import RUNS, SWEEPS, RunDir, read_json, write_json
 from bench.run.engine import plan_stages
 from bench.sweep.clean import CLEANABLE, clean_checkpoints, describe
 from bench.sweep.config import ZIP_LABEL, SweepConfig, load_sweep_config
-from bench.sweep.tune import eval_sets
 from bench.sweep.launch import EXECUTORS, default_executor, describe_outcome, submit
 from bench.sweep.status import RunStatus, clock, statuses, summary, table
+from bench.sweep.tune import eval_sets
 from models import registry
 from models.protocol import offers_step_targets
 

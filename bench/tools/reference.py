@@ -7,9 +7,8 @@
 A reference spec is `hf:PATH_OR_ID`, a transformers folder or hub id (read offline from the local cache when
 HF_HUB_OFFLINE=1), read by the adapter its config's model_type names (ADAPTERS): a contrastive dual encoder
 (CLIP, SigLIP, SigLIP2: models/reference_clip.py) or a generative VLM (Idefics3/SmolVLM, LLaVA:
-models/reference_vlm.py). `open_clip:ARCH[:WEIGHTS]` is recognised and refused: open_clip_torch needs
-torchvision, which the package registry has only as a CUDA build that does not import beside the CPU torch these
-machines use.
+models/reference_vlm.py). `open_clip:ARCH[:WEIGHTS]` is an open_clip model (models/reference_openclip.py), where
+open_clip_torch and a torchvision matching the installed torch are installed (docs/peers.md).
 
 The evaluation settings ride on a run config: experiments/base/tiny.yaml (CARRIER) with the shapes world read at
 the model's own clip shape (its frames, its processor's image size: data.shapes.frames, data.shapes.size, which
@@ -47,7 +46,7 @@ from bench.eval.tasks import TASK_FAILED, evaluate
 from bench.eval.tasks.common import EvalContext, stage_queries
 from bench.results import DONE, FAILED, RUNNING, RunDir, append_jsonl, prediction_writer, write_json
 from bench.run.provenance import git_commit, versions
-from models import reference_clip, reference_vlm
+from models import reference_clip, reference_openclip, reference_vlm
 from models.reference_base import ReferenceModelError
 from models.reference_clip import DEFAULT_FRAMES, HFDualEncoder, read_config
 from models.reference_vlm import HFGenerativeVLM
@@ -56,7 +55,7 @@ PREFIXES = ("hf:", "open_clip:")
 CARRIER = REPO_ROOT / "experiments" / "base" / "tiny.yaml"
 STAGE = "reference"  # the records' stage: no training stage produced them
 NOT_APPLICABLE = "not_applicable"  # the metric of a task the model cannot do
-ReferenceModel = HFDualEncoder | HFGenerativeVLM
+ReferenceModel = HFDualEncoder | HFGenerativeVLM  # or models/reference_openclip.py's OpenCLIPDualEncoder
 # config.model_type -> the adapter's loader (source, spec, frames): one registry, each adapter's families
 ADAPTERS: dict[str, Callable[[str, str, int], ReferenceModel]] = {
     **{t: reference_clip.load_hf for t in reference_clip.TEXT_PADDING},
@@ -85,10 +84,8 @@ def load_reference(spec: str, frames: int = DEFAULT_FRAMES) -> ReferenceModel:
     kind, _, rest = spec.partition(":")
     if not rest:
         raise ReferenceModelError(f"reference spec {spec!r}: nothing after '{kind}:'; expected hf:PATH_OR_ID")
-    if kind == "open_clip":
-        raise ReferenceModelError(f"reference spec {spec!r}: open_clip models are not supported here (open_clip_torch "
-                                  "needs a torchvision that imports beside the installed torch); give the same weights "
-                                  "as a transformers folder: hf:PATH")
+    if kind == "open_clip":  # the adapter imports open_clip (and torchvision) only now
+        return reference_openclip.load_open_clip(rest, spec, frames)
     model_type = read_config(rest, spec).model_type
     if model_type not in ADAPTERS:
         raise ReferenceModelError(
