@@ -58,14 +58,14 @@ def folder(tmp_path_factory) -> Path:
     return out
 
 
-def hand_top5(folder: Path, shapes: dict) -> list[list[int]]:
+def hand_top5(name: str, shapes: dict, pretrained: str | None = None, items: int = ITEMS) -> list[list[int]]:
     """Each of the first ITEMS val clips' five best classes, best first, through open_clip's own calls: the frames' unit image
     embeddings averaged and renormalised; cosine to each class prompt, averaged over the templates."""
-    model, _, transform = open_clip.create_model_and_transforms(f"local-dir:{folder}")
-    tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
+    model, _, transform = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+    tokenizer = open_clip.get_tokenizer(name)
     model.eval()
     world = ShapesWorld(ShapesConfig(**shapes))
-    items = classification_items(world, "val", ITEMS)
+    items = classification_items(world, "val", items)
     names = list(items[0].candidates)
     with torch.no_grad():
         videos = []
@@ -93,7 +93,7 @@ def test_an_open_clip_model_is_evaluated_into_the_results_store_as_a_run(folder,
     (na,) = [r for r in evals if r["task"] == "captioning"]
     assert na["metric"] == "not_applicable" and "writes no text" in na["reason"]
     kept = read_jsonl(run.predictions(0) / "classification__shapes.jsonl")
-    expected = hand_top5(folder, shapes)
+    expected = hand_top5(f"local-dir:{folder}", shapes)
     assert [r["top5"] for r in kept] == expected
     top1 = [r for r in evals if r["task"] == "classification" and r["metric"] == "top1"][0]
     assert top1["value"] == pytest.approx(100 * np.mean([e[0] == r["label"] for e, r in zip(expected, kept)]))
@@ -105,6 +105,24 @@ def test_an_open_clip_model_is_evaluated_into_the_results_store_as_a_run(folder,
     assert any(line.startswith(f"| {folder.name} (measured here) | `{spec}` |") for line in page)
     assert any(line.startswith(f"| {folder.name} (measured here) | {FRAMES} frames × {SIZE} px | {ITEMS} | "
                                f"{top1['value']:.1f} (") for line in page)
+
+
+@pytest.mark.slow
+def test_perception_encoder_core_reads_through_the_same_adapter(tmp_path):
+    """PE-Core's architecture as open_clip ships it (a timm tower with attention pooling, 384 px, bicubic resize of
+    the shortest side), random weights saved as a checkpoint file: the spec form its real weights take."""
+    name, items = "PE-Core-T-16-384", 8
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "pe_core_t.pt"
+    torch.save(open_clip.create_model(name).state_dict(), checkpoint)
+    spec = f"open_clip:{name}:{checkpoint}"
+    assert main([spec, "--tasks", "classification", "--sets", "classification=shapes", "--size", str(items),
+                 "--frames", "2", "--output-dir", str(tmp_path / "runs")]) == 0
+    (run,) = list(run_dirs(tmp_path))
+    shapes = run.read_record()["config"]["data"]["shapes"]
+    assert (shapes["frames"], shapes["size"]) == (2, 384)
+    kept = read_jsonl(run.predictions(0) / "classification__shapes.jsonl")
+    assert [r["top5"] for r in kept] == hand_top5(name, shapes, str(checkpoint), items)
 
 
 def test_the_adapter_embeds_a_video_as_the_mean_of_its_frames(folder):
