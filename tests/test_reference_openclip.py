@@ -125,6 +125,22 @@ def test_perception_encoder_core_reads_through_the_same_adapter(tmp_path):
     assert [r["top5"] for r in kept] == hand_top5(name, shapes, str(checkpoint), items)
 
 
+@pytest.mark.slow
+def test_an_open_clip_model_scores_as_clip_benchmark_scores_it(folder, tmp_path):
+    """The peer check of bench/tools/clip_benchmark_check.py with an open_clip model on both sides: the suite through
+    `bench.eval open_clip:FOLDER`, CLIP_benchmark through its own open_clip loader (its model, transform and
+    tokenizer) and metrics; all 9 metrics equal."""
+    if not os.environ.get("VLJEPA_REQUIRE_OPENCLIP"):
+        pytest.importorskip("clip_benchmark.models", reason="clip-benchmark is not installed (docs/peers.md)")
+    from bench.tools import clip_benchmark_check as check
+
+    data = check.write_dataset(tmp_path / "data")  # three templates: the suite's CLIP_benchmark ensemble below
+    run = check.suite_run(folder, data, tmp_path / "runs", "embeddings", 2, spec=f"open_clip:{folder}")
+    peer = check.peer_metrics(folder, data, setup=check.open_clip_setup(f"local-dir:{folder}"))
+    rows = check.compare(check.suite_metrics(run), peer)
+    assert len(rows) == 9 and not [r for r in rows if not r["equal"]], rows
+
+
 def test_the_adapter_embeds_a_video_as_the_mean_of_its_frames(folder):
     adapter = load_open_clip(str(folder), f"open_clip:{folder}", FRAMES)
     model, _, transform = open_clip.create_model_and_transforms(f"local-dir:{folder}")

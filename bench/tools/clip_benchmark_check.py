@@ -148,10 +148,12 @@ def write_dataset(root: Path, per_class: int = 4, noise: int = 120, templates: l
 
 
 # ---------------------------------------------------------------------------------------------- the suite
-def suite_run(folder: Path, data: Path, out: Path, ensemble: str = "embeddings", frames: int = 2) -> Path:
+def suite_run(folder: Path, data: Path, out: Path, ensemble: str = "embeddings", frames: int = 2,
+              spec: str | None = None) -> Path:
     """`python -m bench.eval hf:FOLDER --sets classification=DATA retrieval=DATA --size 0 --frames 2` with
-    eval.prompt_ensemble set (the command line has no switch for it): the reference run's folder."""
-    args = evaluate.parser().parse_args([f"hf:{folder}", "--sets", f"classification={data}", f"retrieval={data}",
+    eval.prompt_ensemble set (the command line has no switch for it): the reference run's folder. spec: another
+    reference spec than hf:FOLDER (open_clip:FOLDER)."""
+    args = evaluate.parser().parse_args([spec or f"hf:{folder}", "--sets", f"classification={data}", f"retrieval={data}",
                                          "--size", "0", "--frames", str(frames), "--output-dir", str(out)])
     model = reference.load_reference(args.path, frames)
     cfg = reference.carrier_config(model, args.output_dir)
@@ -246,20 +248,25 @@ class ImageCaptions(Dataset):
 
 
 def pixels(processor, path: Path) -> torch.Tensor:
+    """An image file through a transformers image processor, or through a torchvision transform (open_clip's)."""
     with Image.open(path) as im:
-        return processor(images=im.convert("RGB"), return_tensors="pt")["pixel_values"][0]
+        image = im.convert("RGB")
+    if callable(getattr(processor, "preprocess", None)):  # a transformers image processor
+        return processor(images=image, return_tensors="pt")["pixel_values"][0]
+    return processor(image)
 
 
 def image_text_collate(batch):
     return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
 
 
-def peer_metrics(folder: Path, data: Path, batch_size: int = 8) -> dict[str, Any]:
+def peer_metrics(folder: Path, data: Path, batch_size: int = 8, setup=None) -> dict[str, Any]:
     """CLIP_benchmark's zero-shot classification and retrieval metrics of the CLIP folder on the dataset (fp32), and
-    under "classification/via" how the classification metrics were had (see peer_classification)."""
+    under "classification/via" how the classification metrics were had (see peer_classification). setup: how the
+    model and the DataLoaders are made (peer_setup: a transformers folder; open_clip_setup: an open_clip model)."""
     from clip_benchmark.metrics import zeroshot_retrieval  # lazy: an optional peer package
 
-    model, loaders = peer_setup(folder, data, batch_size)
+    model, loaders = (setup or peer_setup)(folder, data, batch_size)
     cls = peer_classification(model, loaders["classification"], class_names(data), peer_templates(data))
     with torch.no_grad():
         ret = zeroshot_retrieval.evaluate(model["model"], loaders["retrieval"], model["tokenizer"], "cpu", amp=False,
@@ -321,14 +328,31 @@ def peer_templates(data: Path) -> list[str]:
     return [t.replace("{}", "{c}") for t in (data / "templates.txt").read_text().splitlines() if t.strip()]
 
 
+def loaders_of(data: Path, processor, batch_size: int) -> dict[str, DataLoader]:
+    """The dataset's images as CLIP_benchmark's DataLoaders give them: (pixels, label) and (pixels, [captions])."""
+    return {"classification": DataLoader(ImageClasses(data, processor), batch_size=batch_size),
+            "retrieval": DataLoader(ImageCaptions(data, processor), batch_size=batch_size, collate_fn=image_text_collate)}
+
+
 def peer_setup(folder: Path, data: Path, batch_size: int) -> tuple[dict, dict]:
     clip = AutoModel.from_pretrained(folder, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     processor = AutoImageProcessor.from_pretrained(folder)
     model = {"model": PeerCLIP(clip), "tokenizer": peer_tokenizer(tokenizer, clip.config.text_config.max_position_embeddings)}
-    loaders = {"classification": DataLoader(ImageClasses(data, processor), batch_size=batch_size),
-               "retrieval": DataLoader(ImageCaptions(data, processor), batch_size=batch_size, collate_fn=image_text_collate)}
-    return model, loaders
+    return model, loaders_of(data, processor, batch_size)
+
+
+def open_clip_setup(name: str):
+    """A peer_setup for an open_clip model (an open_clip model name, or `local-dir:FOLDER`), loaded by CLIP_benchmark's
+    own open_clip loader: the model, its evaluation transform and its tokenizer, as `clip_benchmark eval` has them."""
+
+    def setup(folder: Path, data: Path, batch_size: int) -> tuple[dict, dict]:
+        from clip_benchmark.models import load_clip  # lazy: an optional peer package (needs open_clip)
+
+        model, transform, tokenizer = load_clip("open_clip", name, None, None, "cpu")
+        return {"model": model.eval(), "tokenizer": tokenizer}, loaders_of(data, transform, batch_size)
+
+    return setup
 
 
 # ---------------------------------------------------------------------------------------------- the table
