@@ -46,9 +46,8 @@ class EvaluatedAsIs(nn.Module):
         return self._hash
 
 
-def frame_mean(batch: Batch, spec: str, embed_frames: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
-    """(B, D): a dual encoder's clip embedding, each clip's frames embedded one by one (embed_frames: N uint8
-    frames (N, 3, H, W) -> (N, D) unit-norm), averaged and renormalised, so every frame weighs the same."""
+def video_of(batch: Batch, spec: str) -> torch.Tensor:
+    """The batch's pixels, (B, T, 3, H, W) uint8: what every reference model reads (never cached features)."""
     if "video" not in batch:
         raise ReferenceModelError(f"{spec}: a reference model reads pixels (batch['video']), not cached features "
                                   "(data.cache must be off)")
@@ -56,6 +55,13 @@ def frame_mean(batch: Batch, spec: str, embed_frames: Callable[[np.ndarray], tor
     if video.dtype != torch.uint8 or video.ndim != 5 or video.shape[2] != 3:
         raise ReferenceModelError(f"{spec}: expected a uint8 video batch (B, T, 3, H, W), got {video.dtype} "
                                   f"{tuple(video.shape)}")
+    return video
+
+
+def frame_mean(batch: Batch, spec: str, embed_frames: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+    """(B, D): a dual encoder's clip embedding, each clip's frames embedded one by one (embed_frames: N uint8
+    frames (N, 3, H, W) -> (N, D) unit-norm), averaged and renormalised, so every frame weighs the same."""
+    video = video_of(batch, spec)
     b, t = video.shape[:2]
     per_frame = embed_frames(video.reshape(b * t, *video.shape[2:]).cpu().numpy())
     return F.normalize(per_frame.view(b, t, -1).mean(1), dim=-1)

@@ -32,7 +32,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from models.candidate_scoring import score_candidates
 from models.lm import greedy_decode
 from models.protocol import Batch, Candidates, count_parameters
-from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError
+from models.reference_base import EvaluatedAsIs, NotApplicable, ReferenceModelError, video_of
 from models.reference_clip import DEFAULT_FRAMES, image_size_of, read_config
 
 VIDEO_INPUT = "frames_as_images"
@@ -147,14 +147,7 @@ class HFGenerativeVLM(EvaluatedAsIs):
     def inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The processor's tensors for a batch: each clip's frames as images of its prompt, left-padded (all
         padding first, so every row's last position is its last real token)."""
-        if "video" not in batch:
-            raise ReferenceModelError(f"{self.spec}: a reference model reads pixels (batch['video']), not cached features "
-                                      "(data.cache must be off)")
-        video = batch["video"]
-        if video.dtype != torch.uint8 or video.ndim != 5 or video.shape[2] != 3:
-            raise ReferenceModelError(f"{self.spec}: expected a uint8 video batch (B, T, 3, H, W), got {video.dtype} "
-                                      f"{tuple(video.shape)}")
-        clips = video.cpu().numpy()
+        clips = video_of(batch, self.spec).cpu().numpy()
         prompts = [self.prompt(q, len(c)) for q, c in zip(batch["query"], clips)]
         out = self.processor(images=[list(np.ascontiguousarray(c)) for c in clips], text=prompts, return_tensors="pt",
                              padding=True, padding_side="left", input_data_format="channels_first",
