@@ -32,7 +32,7 @@ from bench.results import SWEEPS, read_json
 # attention differences beside it; adding it would give its section the paper's numbers.)
 PAPER_ABLATION = {"loss": "loss", "y_lr": "y_lr", "attention": "attention", "attention_tokens": "attention",
                   "attention_cosine": "attention", "attention_visual_scale": "attention", "attention_tuned": "attention",
-                  "depth": "depth",
+                  "y_lr_tuned": "y_lr", "depth": "depth",
                   "pretraining": "pretraining", "y_encoder": "y_encoder", "lm_init": "lm_init"}
 # a comparison's panels: the first three of these that the sweep evaluates, (task, metric, axis label)
 COMPARISON_PANELS = [("captioning", "CIDEr", "CIDEr"), ("classification", "top5", "top-5 (%)"),

@@ -151,6 +151,13 @@ class DecoderConfig:
         "identity": "unless_default",
         "help": "what a decoder trained at evaluation learns to decode: the Y-encoded references of training "
                 "clips, the model's own predictions for those clips (paired with each reference), or both"})
+    decode_to: Literal["each_reference", "first_reference"] = field(default="each_reference", metadata={
+        "identity": "unless_default",
+        "help": "the text each decoder input is trained to give. each_reference: the reference it encodes (targets) "
+                "or every reference of its clip (predictions); first_reference: its clip's first reference, for "
+                "every input of the clip (the shapes world's canonical caption: one wording per clip, as a "
+                "token-space model's likeliest caption is its training targets' mode). first_reference reads the "
+                "training clips' references, so it needs clips even with train_on=targets"})
 
 
 @dataclass

@@ -9,9 +9,10 @@ be small and to need nothing but the text side of a trained VL-JEPA:
   map D -> prefix_tokens x hidden), then the text, then EOS; cross-entropy on the text and EOS;
 - trained (`decoder.train_on`) on *Y-encoded target texts* (text -> Y-encoder -> head -> decoder -> the
   same text), on the model's own *predictions* for training clips (clip -> predictor -> decoder -> each of
-  the clip's references: the inputs it decodes at evaluation), or on both; with Gaussian noise of relative
-  norm `decoder.noise` on the unit embedding, so that it tolerates the gap between its inputs and the
-  evaluation's;
+  the clip's references: the inputs it decodes at evaluation), or on both; each input toward its own text,
+  or (`decoder.decode_to: first_reference`) toward its clip's first reference, one wording per clip; with
+  Gaussian noise of relative norm `decoder.noise` on the unit embedding, so that it tolerates the gap
+  between its inputs and the evaluation's;
 - decoded greedily with the KV cache.
 
 It is trained after the VL-JEPA run it serves (the embedding space must be final), and saved as a
@@ -139,29 +140,44 @@ class YDecoder(nn.Module):
         return dec.eval()
 
 
-def decoder_pairs(model, data: DecoderData, train_on: str) -> tuple[torch.Tensor, list[str]]:
+def decoder_pairs(model, data: DecoderData, train_on: str,
+                  decode_to: str = "each_reference") -> tuple[torch.Tensor, list[str]]:
     """(embeddings, texts) a Y-decoder learns from. "targets": each distinct training caption, Y-encoded;
     "predictions": the model's prediction for each training caption clip, once per reference of the clip
-    (the inputs it will decode at evaluation, with the texts they should give); "both": the two together."""
-    embs, texts = [], []
+    (the inputs it will decode at evaluation, with the texts they should give); "both": the two together.
+    decode_to="first_reference" pairs every input of a clip with the clip's first reference instead: each
+    reference of the clip Y-encoded (targets) and the clip's prediction once (predictions)."""
+    first = decode_to == "first_reference"
+    if (train_on != "targets" or first) and data.clips is None:
+        raise ValueError(f"model.decoder.train_on={train_on}, decode_to={decode_to} needs the training data's caption "
+                         "clips, and this evaluation has none (DecoderData.clips); use train_on=targets with "
+                         "decode_to=each_reference")
+    encoded: list[tuple[torch.Tensor, list[str]]] = []
+    predicted: list[tuple[torch.Tensor, list[str]]] = []
     with torch.no_grad():
-        if train_on in ("targets", "both"):
+        if train_on in ("targets", "both") and not first:
             given = data.texts()
             if not given:
                 raise ValueError("the training data has no caption texts to train a Y-decoder on; set model.decoder.checkpoint")
-            embs += [model.encode_targets(given[s:s + 256]).float() for s in range(0, len(given), 256)]
-            texts += given
-        if train_on in ("predictions", "both"):
-            if data.clips is None:
-                raise ValueError(f"model.decoder.train_on={train_on} needs the training data's caption clips, and "
-                                 "this evaluation has none (DecoderData.clips); use train_on=targets")
+            encoded += [(model.encode_targets(given[s:s + 256]).float(), given[s:s + 256])
+                        for s in range(0, len(given), 256)]
+        if train_on != "targets" or first:
             for batch, refs in data.clips():
-                predicted = model.embed(batch).float()
-                embs.append(predicted.repeat_interleave(torch.tensor([len(r) for r in refs], device=predicted.device), 0))
-                texts += [t for r in refs for t in r]
+                if first and train_on in ("targets", "both"):  # every reference -> the clip's first
+                    flat = [t for r in refs for t in r]
+                    encoded.append((model.encode_targets(flat).float(), [r[0] for r in refs for _ in r]))
+                if train_on in ("predictions", "both"):
+                    emb = model.embed(batch).float()
+                    if first:
+                        predicted.append((emb, [r[0] for r in refs]))
+                    else:
+                        counts = torch.tensor([len(r) for r in refs], device=emb.device)
+                        predicted.append((emb.repeat_interleave(counts, 0), [t for r in refs for t in r]))
+    pairs = encoded + predicted
+    texts = [t for _, ts in pairs for t in ts]
     if not texts:
         raise ValueError(f"model.decoder.train_on={train_on}: the training data gave nothing to train a Y-decoder on")
-    return torch.cat(embs), texts
+    return torch.cat([e for e, _ in pairs]), texts
 
 
 @contextlib.contextmanager
@@ -175,7 +191,7 @@ def y_decoding(model, data: DecoderData, steps: int, seed: int, log=None) -> Ite
         yield Decoding(model.decoder.generate, model.encode_targets)
         return
     cfg = model.cfg
-    emb, texts = decoder_pairs(model, data, cfg.decoder.train_on)
+    emb, texts = decoder_pairs(model, data, cfg.decoder.train_on, cfg.decoder.decode_to)
     with torch.enable_grad(), torch.random.fork_rng(devices=[]):
         decoder = YDecoder(cfg.decoder, cfg.embed_dim, cfg.lm.tokenizer, seed=seed)
         decoder.to(emb.device).fit(emb, texts, steps=steps, batch=64, lr=1e-3, seed=seed, log=log)

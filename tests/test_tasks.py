@@ -300,6 +300,31 @@ def test_a_decoder_trained_on_predictions_sees_the_models_own_output_for_each_tr
     assert ctx_texts == texts and torch.allclose(ctx_emb, emb, atol=1e-5)
 
 
+@pytest.mark.parametrize("train_on", ["targets", "predictions", "both"])
+def test_a_decoder_decoding_to_the_first_reference_learns_one_wording_per_clip(train_on):
+    from models.decoder import decoder_pairs
+
+    cfg, model, source = _decoder_setup(train_on)
+    ctx = EvalContext.for_run(cfg, model, "sft", torch.device("cpu"), {}, source)
+    data = DecoderData(ctx.decoder_texts, ctx._decoder_clip_batches)
+    emb, texts = decoder_pairs(model, data, train_on, "first_reference")
+    clips = source.caption_clips(6)
+    first = [r[0] for r in clips.references]
+    every = [t for r in clips.references for t in r]
+    encoded = [r[0] for r in clips.references for _ in r] if train_on != "predictions" else []
+    assert texts == encoded + (first if train_on != "targets" else [])
+    if encoded:  # every reference of a clip, Y-encoded, is trained toward the clip's first reference
+        assert torch.allclose(emb[:len(encoded)], model.encode_targets(every).float(), atol=1e-5)
+    if train_on != "targets":  # a clip's prediction once, toward its first reference
+        own, _ = decoder_pairs(model, data, "predictions")  # each_reference: the prediction once per reference
+        counts = [len(r) for r in clips.references]
+        rows = torch.tensor([sum(counts[:i]) for i in range(len(counts))])
+        assert torch.allclose(emb[len(encoded):], own[rows], atol=1e-5)
+    assert len(set(texts)) == len(set(first))  # one wording per clip, whatever its paraphrases
+    with pytest.raises(ValueError, match="decode_to=first_reference needs the training data's caption clips"):
+        decoder_pairs(model, DecoderData(ctx.decoder_texts), "targets", "first_reference")
+
+
 def test_a_decoder_trained_on_predictions_captions_and_needs_clips():
     cfg, model, source = _decoder_setup("predictions", clips=16)
     sets = {"captioning": load_sets(load_run_config("base/tiny.yaml", tiny_overrides("eval.size=8", "eval.tasks=[captioning]")),
