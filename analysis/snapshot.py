@@ -6,9 +6,11 @@ the folder that no sweep lists any more are removed.
     python -m analysis.snapshot --results results --out results/example --sweeps loss
 
 A sweep is refused, and nothing of it copied, when a run of it is not done, was run from a dirty tree
-(uncommitted changes: its code cannot be named), or when its runs were run at different commits (paired
-arms must differ only in what the sweep varies); --allow-dirty takes them anyway and writes their commits
-into the copied sweep record ("provenance"), where the report's reader sees them.
+(uncommitted changes: its code cannot be named), or when its runs were run at different commits whose run code
+differs (paired arms must differ only in what the sweep varies; commits that change only other files, such as a
+sweep file that adds a value to its grid, ran the same code: RUN_CODE below); --allow-dirty takes
+them anyway and writes their commits into the copied sweep record ("provenance"), where the report's reader sees
+them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,31 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 from bench.results import ONDEMAND, OUTCOMES, PREDICTIONS, RECORD_FILES, RUNS, SWEEPS, RunDir
 
+# what a run executes or reads as code and base configs (a sweep file enters a run only through its config, which
+# the run_id names): runs at two commits that differ in none of these ran the same code
+RUN_CODE = ("bench", "models", "pyproject.toml", "experiments/base", "experiments/datasets.yaml")
+REPO = Path(__file__).resolve().parents[1]
+
 
 class ProvenanceError(ValueError):
     pass
+
+
+def run_code_changes(a: str, b: str, root: Path = REPO) -> list[str] | None:
+    """The files of RUN_CODE that differ between commits a and b; None where git cannot tell (a commit this
+    clone does not have, or no git)."""
+    try:
+        out = subprocess.run(["git", "diff", "--name-only", a, b, "--", *RUN_CODE], cwd=root, capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.split()
 
 
 def provenance(results: Path, rec: dict) -> tuple[list[str], list[str]]:
@@ -40,8 +59,13 @@ def provenance(results: Path, rec: dict) -> tuple[list[str], list[str]]:
         if commit == "unknown" or commit.endswith("-dirty"):
             problems.append(f"run {r['run_id']} was run from {'a dirty tree at ' if commit != 'unknown' else ''}"
                             f"{commit.removesuffix('-dirty')}: its code cannot be named")
-    if len(commits) > 1:
+    clean = sorted(c for c in commits if c != "unknown" and not c.endswith("-dirty"))
+    changed = {c: run_code_changes(clean[0], c) for c in clean[1:]}
+    if len(commits) > 1 and (len(clean) < len(commits) or any(files is None or files for files in changed.values())):
+        differs = "; ".join(f"{clean[0]}..{c}: {'cannot tell here' if f is None else ', '.join(f[:3])}"
+                            for c, f in changed.items() if f is None or f)
         problems.append("its runs were run at " + ", ".join(f"{c} ({len(ids)} runs)" for c, ids in sorted(commits.items()))
+                        + (f", whose run code differs ({differs})" if differs else "")
                         + ": paired arms must differ only in what the sweep varies; run it again from one commit")
     return sorted(commits), problems
 

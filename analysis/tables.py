@@ -323,5 +323,8 @@ def tuning_markdown(results: str | Path, record: dict) -> str:
             text = "-" if n == 0 else f"{mean:.1f} ± {half:.1f} ({n})"
             cells.append(f"**{text}**" if v == c.chosen_key else text)
         chosen = f"{tune['key']}={c.chosen}" if c.chosen_key is not None else "not yet: " + "; ".join(c.waits)
+        side = tuning.edge(c, tune["values"])
+        if side:
+            chosen += f", the {side} value tried: the best may lie beyond it"
         lines.append(f"| {c.label} | " + " | ".join(cells) + f" | {chosen} |")
     return "\n".join(lines)

@@ -103,6 +103,17 @@ def membership(results: str | Path, record: dict) -> dict[str, dict]:
     return out
 
 
+def edge(choice: Choice, values: list[Any]) -> str | None:
+    """"largest" or "smallest" where the chosen value is the end of a numeric range of values (the best may then
+    lie beyond the values tried: a choice at the edge is not yet a tuned value); else None."""
+    numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if choice.chosen_key is None or len(numeric) < 2 or len(numeric) != len(values):
+        return None
+    if choice.chosen == max(numeric):
+        return "largest"
+    return "smallest" if choice.chosen == min(numeric) else None
+
+
 def arm_keys(record: dict) -> list[str]:
     """The keys whose values are the arms (the swept keys without the tuned one)."""
     tuned = (record.get("tune") or {}).get("key")

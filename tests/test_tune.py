@@ -128,7 +128,21 @@ def test_each_arm_takes_the_value_best_on_the_selection_set_and_is_read_on_the_r
     assert len(frame[frame["sweep"] == "tuned" + TUNING].drop_duplicates("run_id")) == 4  # the values not chosen
     page = build(tmp_path, tmp_path / "report").read_text()
     assert "Tuned: `train.lr` per arm" in page
-    assert "| model.loss.name=infonce | 51.0 ± 12.7 (2) | **59.0 ± 12.7 (2)** | train.lr=0.003 |" in page
+    assert ("| model.loss.name=infonce | 51.0 ± 12.7 (2) | **59.0 ± 12.7 (2)** | train.lr=0.003, the largest value "
+            "tried: the best may lie beyond it |") in page
+    assert "| model.loss.name=cosine | **70.5 ± 6.4 (2)** | 67.5 ± 31.8 (2) | train.lr=0.001, the smallest value" in page
+
+
+def test_a_choice_at_either_end_of_the_values_tried_is_flagged_and_one_inside_them_is_not():
+    from analysis.tuning import Choice, edge
+
+    def at(value, values):
+        return edge(Choice("arm", "arm", {}, {}, value, json.dumps(value)), values)
+
+    assert at(3e-3, [3e-4, 1e-3, 3e-3]) == "largest" and at(3e-4, [3e-4, 1e-3, 3e-3]) == "smallest"
+    assert at(1e-3, [3e-4, 1e-3, 3e-3]) is None and at(2, [4, 2, 1]) is None  # inside, whatever the order
+    assert at("causal", ["bidirectional", "causal"]) is None  # no order to be at the end of
+    assert edge(Choice("arm", "arm", {}, {}), [1, 2]) is None  # nothing chosen yet
 
 
 def test_a_tuned_comparison_compares_the_twins_at_their_own_chosen_values_on_the_report_set(tmp_path):
