@@ -4,16 +4,16 @@ and its launch (what not to submit again) read these; nothing here writes.
 
 A run's pace is samples per wall-clock second over its latest logged steps (metrics.jsonl rows carry their
 time), evaluations and checkpoints included, so time left counts them too. A sweep's time left (sweep_eta)
-adds the running runs' time left at their pace and, for each run not started, the wall time a finished run
-took, its one-off work apart (`setup_s` in run.json: pretraining the LM and building caches, done once per
-machine), spread over as many runs at a time as run now.
+takes each run not started at the wall time finished runs of its condition or arm took, their one-off work
+apart (`setup_s` in run.json: pretraining the LM and building caches, done once per machine), queued behind
+the running runs on as many slots as the sweep has run at once.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, read_jsonl
@@ -40,6 +40,9 @@ class RunStatus:
     phase: str = ""  # a live run's heartbeat phase: what it is doing now
     elapsed_s: float | None = None  # wall time since the run started (a live or finished run)
     setup_s: float | None = None  # the run's start-up before its first step (one-off work included), when known
+    group: str = ""  # the run's condition (its point without the seed): runs of one group take about one time
+    arm: str = ""  # a tuned sweep's arm (the condition without the tuned key); its runs take about one time too
+    started: float | None = None  # when the run started (epoch seconds), where recorded
 
     @property
     def eta_s(self) -> float | None:
@@ -133,7 +136,8 @@ def status_of(cfg: Any, run_id: str, slurm_state: str | None, job: str | None, d
     end = record.get("finished") if kind == "done" else time.time()
     elapsed = end - record["started"] if record.get("started") and end else None
     return RunStatus(state, kind, live, samples_seen(d, budget, kind), budget, run_pace, error,
-                     phase=beat[1].get("phase", "") if beat else "", elapsed_s=elapsed, setup_s=record.get("setup_s"))
+                     phase=beat[1].get("phase", "") if beat else "", elapsed_s=elapsed, setup_s=record.get("setup_s"),
+                     started=record.get("started") if elapsed is not None else None)
 
 
 def slurm_states(job_ids: list[str]) -> dict[str, str]:
@@ -194,7 +198,8 @@ def statuses(runs: list[Any], jobs: dict[str, str], detail: bool = False) -> lis
     only about the jobs of runs not done."""
     open_jobs = {jobs[r.run_id] for r in runs if r.run_id in jobs and RunDir.of(r.cfg.output_dir, r.run_id).status() != DONE}
     queue = slurm_states(sorted(open_jobs))
-    return [status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail) for r in runs]
+    return [replace(status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail),
+                    group=getattr(r, "label", ""), arm=getattr(r, "arm", "")) for r in runs]
 
 
 def run_wall_s(s: RunStatus) -> float | None:
@@ -205,30 +210,82 @@ def run_wall_s(s: RunStatus) -> float | None:
 
 
 def sweep_eta(states: list[RunStatus]) -> float | None:
-    """Seconds until every run is done, or None before anything can tell: each running run's samples left at
-    its pace (or, before it has one, a finished run's typical wall time less its own elapsed), plus a typical
-    finished run's wall time for each run not started (the median, one-off start-up excluded), over as many
-    runs at a time as run now."""
-    walls = sorted(w for w in map(run_wall_s, states) if w is not None)
-    typical = walls[len(walls) // 2] if walls else None
+    """Seconds until every run is done, or None before anything can tell. Runs of one condition (other seeds)
+    and of one arm (other values of a tuned key) take about one time, and arms may not (a VLM twin takes twice
+    VL-JEPA's time, a fine-tuned Y-encoder five times a frozen one's): each run's whole wall time, one-off
+    start-up excluded, is expected from its own condition or arm first (_expected_walls). A running run has
+    left its expected time less its elapsed where finished runs tell, else its samples left at its pace; the
+    runs not started then take, in order, the first free of as many slots as the sweep has run at once."""
+    expected = _expected_walls(states)
     running = [s for s in states if s.kind in ("running", "stalled", "queued")]
     waiting = [s for s in states if s.kind not in ("done", "running", "stalled", "queued")]
-    total = 0.0
+    slots = []
     for s in running:
-        if s.pace:
-            total += (s.budget - s.seen) / s.pace
-        elif typical is not None:
-            total += max(0.0, typical - max(0.0, (s.elapsed_s or 0.0) - (s.setup_s or 0.0)))
+        so_far = max(0.0, (s.elapsed_s or 0.0) - (s.setup_s or 0.0))
+        guess = expected(s)
+        if guess is not None and (guess[1] or not s.pace):  # finished runs' time includes the evaluations to come
+            left = max(0.0, guess[0] - so_far)
+        elif s.pace:
+            left = (s.budget - s.seen) / s.pace
         else:
             return None
-    if waiting:
-        if typical is None:
-            paced = [s for s in running if s.pace]
-            if not paced:
-                return None
-            typical = sum(s.budget / s.pace for s in paced) / len(paced)  # a whole run at the running pace
-        total += typical * len(waiting)
-    return total / max(1, len([s for s in running if s.kind != "queued"]))
+        if s.kind != "queued":
+            slots.append(left)
+    slots += [0.0] * (_most_at_once(states) - len(slots))  # a run just ended and the next not yet started
+    for s in waiting + [s for s in running if s.kind == "queued"]:
+        guess = expected(s)
+        if guess is None:
+            return None
+        free = slots.index(min(slots))
+        slots[free] += guess[0]
+    return max(slots)
+
+
+def _most_at_once(states: list[RunStatus]) -> int:
+    """The most runs that have run at one time (at least 1): as many as the sweep runs at once."""
+    spans = [(s.started, s.started + s.elapsed_s) for s in states if s.started is not None and s.elapsed_s is not None]
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, step in edges:
+        now += step
+        most = max(most, now)
+    return max(1, most)
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
+
+
+def _expected_walls(states: list[RunStatus]):
+    """run status -> its expected whole wall time (sweep_eta's rule), or None when nothing tells yet: the median
+    finished run of its condition, else of its arm (a tuned sweep's condition without the tuned key), else a
+    running run of its condition or arm projected at its pace (which misses the evaluations to come), else the
+    slowest arm known."""
+    finished: dict[tuple[str, str], list[float]] = {}
+    projected: dict[tuple[str, str], list[float]] = {}
+    for s in states:
+        wall = run_wall_s(s)
+        keys = [("group", s.group), ("arm", s.arm or s.group)]
+        if wall is not None:
+            for k in keys:
+                finished.setdefault(k, []).append(wall)
+        elif s.pace and s.kind == "running":  # a whole run at its pace, from where its training began
+            so_far = s.seen / s.pace if s.elapsed_s is None else max(0.0, s.elapsed_s - (s.setup_s or 0.0))
+            for k in keys:
+                projected.setdefault(k, []).append(so_far + (s.budget - s.seen) / s.pace)
+
+    arms = [_median(finished.get(k) or projected[k]) for k in set(finished) | set(projected) if k[0] == "arm"]
+    slowest = (max(arms), False) if arms else None
+
+    def expected(s: RunStatus) -> tuple[float, bool] | None:
+        """(expected whole wall time, whether finished runs say so) or None."""
+        keys = [("group", s.group), ("arm", s.arm or s.group)]
+        for times, told in ((finished, True), (projected, False)):
+            for k in keys:
+                if k in times:
+                    return _median(times[k]), told
+        return slowest
+    return expected
 
 
 def summary(states: list[RunStatus], labels: list[str] | None = None) -> str:
