@@ -44,6 +44,23 @@ def test_the_time_left_takes_each_arm_at_its_own_cost_over_the_runs_going_at_onc
     assert sweep_eta(states + [run("clip", "new")]) == 480.0  # an arm not yet timed takes the slowest arm's 240
 
 
+def test_a_sweeps_statuses_carry_each_runs_condition_and_arm(tmp_path):
+    """What sweep_eta groups runs by comes from the sweep's own runs: a tuned sweep's arm is the condition
+    without the tuned key."""
+    from dataclasses import replace
+
+    from bench.sweep.config import load_sweep_config
+    from bench.sweep.plan import expand, sweep_statuses
+
+    sweep, path = load_sweep_config("comparison/jepa_vs_vlm_tuned.yaml")
+    sweep = replace(sweep, results=str(tmp_path))
+    runs = expand(sweep, path)
+    states = sweep_statuses(sweep, runs)
+    assert [(s.group, s.arm) for s in states] == [(r.condition, r.arm) for r in runs]
+    assert len({s.group for s in states}) == len(runs) // len(sweep.seeds)
+    assert {s.arm for s in states} == {"model.name=vljepa, model.lm.layers=-2:", "model.name=vlm, model.lm.layers=:"}
+
+
 def _launches(runs: list[tuple[dict, list[dict], dict]]) -> list[tuple[float, float]]:
     """(start, end) of each stretch in which some run of the sweep was running: one per launch of the sweep."""
     spans = []

@@ -194,12 +194,13 @@ def queued_states(job_ids: list[str]) -> dict[str, str]:
 
 
 def statuses(runs: list[Any], jobs: dict[str, str], detail: bool = False) -> list[RunStatus]:
-    """Each run's status (runs: objects with .cfg and .run_id; jobs: run_id -> Slurm job id). Slurm is asked
+    """Each run's status (runs: bench.sweep.plan.SweepRun, whose .condition and .arm group the runs of alike
+    cost; jobs: run_id -> Slurm job id). Slurm is asked
     only about the jobs of runs not done."""
     open_jobs = {jobs[r.run_id] for r in runs if r.run_id in jobs and RunDir.of(r.cfg.output_dir, r.run_id).status() != DONE}
     queue = slurm_states(sorted(open_jobs))
     return [replace(status_of(r.cfg, r.run_id, queue.get(jobs.get(r.run_id, "")), jobs.get(r.run_id), detail),
-                    group=getattr(r, "label", ""), arm=getattr(r, "arm", "")) for r in runs]
+                    group=r.condition, arm=r.arm) for r in runs]
 
 
 def run_wall_s(s: RunStatus) -> float | None:
