@@ -34,6 +34,7 @@ from bench.results import DONE, FAILED, PREEMPTED, RUNNING, RunDir, append_jsonl
 from bench.run import speedups
 from bench.run.build import build_prepared, prepare_model
 from bench.run.checkpoint import Checkpoints
+from bench.run.data_errors import ReplacedSamples
 from bench.run.engine import StagePlan, make_engine, plan_stages
 from bench.run.flops import flops_per_sample
 from bench.run.lease import Lease, RunBusy
@@ -69,7 +70,7 @@ class Run:
         self.step_log: StepLog | None = None  # the current stage's
         self.world = source_of(cfg.data).world(cfg.data)  # the shapes world, when the data is
         self.eval_sets: dict[str, list] | None = None  # task -> its eval sets, read at the first evaluation
-        self.replaced_examples: list[str] = []  # the first unreadable samples replaced, for run.json
+        self.replaced = ReplacedSamples(self.log)  # unreadable training samples replaced, for run.json
         self._sources: dict[int, Any] = {}  # stage index -> its training samples
         self._loader_sources: dict[int, Any] = {}  # stage index -> what its loader reads (cached or not)
 
@@ -252,22 +253,6 @@ class Run:
             return {}
         return {"data_mixture": {s.name: self._samples(s).mixture_summary() for s in self.stages}}
 
-    def _count_replaced(self, batch: dict, step: int) -> None:
-        """Samples whose file could not be read (on_error: skip) were replaced: log each, count them all."""
-        for failures in batch.get("replaced", ()):
-            self.state.replaced += 1
-            msg = failures[0] + (f" (and {len(failures) - 1} more unreadable records tried)" if len(failures) > 1 else "")
-            if len(self.replaced_examples) < 20:
-                self.replaced_examples.append(msg)
-                self.log(f"step {step}: replaced an unreadable sample: {msg}")
-            elif len(self.replaced_examples) == 20:
-                self.replaced_examples.append("...")  # the first 20, then this marker: said once
-                self.log("more unreadable samples replaced: counted in run.json (data_errors), not logged")
-
-    def _record_data_errors(self) -> None:
-        total = int(distenv.sum_across([float(self.state.replaced)], self.device)[0])
-        self.record["data_errors"] = {"replaced_samples": total, "examples": self.replaced_examples[:20]}
-
     def _training_source(self, model, stage: StagePlan):
         """What the stage's loader reads, built once per stage (the FLOP count and the loop share it): with
         data.cache on the shapes world, the frozen X-encoder's cached features and the frozen Y-encoder's
@@ -353,7 +338,8 @@ class Run:
         """The loader's micro-batches, with the samples it had to replace (unreadable files) counted."""
         for batch in loader:
             if "replaced" in batch:
-                self._count_replaced(batch, (stage.start + loader.position) // self.cfg.train.global_batch)
+                step = (stage.start + loader.position) // self.cfg.train.global_batch
+                self.state.replaced += self.replaced.note(batch, step)
             yield batch
 
     def _count_skipped(self, skipped: int, step: int) -> None:
@@ -380,7 +366,7 @@ class Run:
         self.state.log_window = self.step_log.window if self.step_log else {}  # metrics rows identical across a resume
         self.heartbeat.beat("checkpointing", stage.start + position)
         ckpts.save(engine, f"s{stage.index}_{position:012d}", self.state.state_dict())
-        self._record_data_errors()
+        self.record["data_errors"] = self.replaced.record(self.state.replaced, self.device)
         self._record(self.record["status"])  # data_errors as of this checkpoint
 
 
