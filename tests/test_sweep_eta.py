@@ -44,6 +44,25 @@ def test_the_time_left_takes_each_arm_at_its_own_cost_over_the_runs_going_at_onc
     assert sweep_eta(states + [run("clip", "new")]) == 480.0  # an arm not yet timed takes the slowest arm's 240
 
 
+def test_a_condition_not_yet_finished_takes_no_less_than_the_cheapest_finished_arm():
+    """Ablation (j)'s runs train for a minute and then spend two evaluating (the Y-decoder is trained at each
+    evaluation): a first run of a new condition, projected at its training pace alone, would read 60 s where
+    every finished run took 180; its projection is floored at the cheapest finished arm (replayed, the sweep
+    read 3.0x short without the floor)."""
+    from bench.sweep.status import RunStatus, sweep_eta
+
+    def run(arm: str, kind: str, **kw) -> RunStatus:
+        return RunStatus(kind, kind, kind == "running", 100 if kind == "done" else kw.pop("seen", 0), 100,
+                         kw.pop("pace", None), group=arm, arm=arm, **kw)
+    states = [run("targets", "done", elapsed_s=180.0, started=0.0),
+              run("both", "running", seen=50, pace=50 / 30, elapsed_s=30.0, started=180.0),
+              run("both", "new"), run("both", "new")]
+    assert sweep_eta(states) == 30.0 + 180.0 + 180.0  # the running run's samples at its pace; not 60 for each waiting
+    cheap_first = [run("frozen", "done", elapsed_s=60.0, started=0.0),
+                   run("tuned", "running", seen=10, pace=10 / 60, elapsed_s=60.0, started=60.0), run("tuned", "new")]
+    assert sweep_eta(cheap_first) == 540.0 + 600.0  # a dearer arm keeps its own projection (600 s)
+
+
 def test_a_sweeps_statuses_carry_each_runs_condition_and_arm(tmp_path):
     """What sweep_eta groups runs by comes from the sweep's own runs: a tuned sweep's arm is the condition
     without the tuned key."""

@@ -260,8 +260,9 @@ def _median(values: list[float]) -> float | None:
 def _expected_walls(states: list[RunStatus]):
     """run status -> its expected whole wall time (sweep_eta's rule), or None when nothing tells yet: the median
     finished run of its condition, else of its arm (a tuned sweep's condition without the tuned key), else a
-    running run of its condition or arm projected at its pace (which misses the evaluations to come), else the
-    slowest arm known."""
+    running run of its condition or arm projected at its pace, which misses the evaluations to come, so no less
+    than the cheapest finished arm (ablation (j) evaluates for twice its training: its projection read a third of
+    a run), else the slowest arm known."""
     finished: dict[tuple[str, str], list[float]] = {}
     projected: dict[tuple[str, str], list[float]] = {}
     for s in states:
@@ -277,14 +278,18 @@ def _expected_walls(states: list[RunStatus]):
 
     arms = [_median(finished.get(k) or projected[k]) for k in set(finished) | set(projected) if k[0] == "arm"]
     slowest = (max(arms), False) if arms else None
+    done_arms = [_median(v) for k, v in finished.items() if k[0] == "arm"]
+    floor = min(done_arms) if done_arms else 0.0  # a projection misses the evaluations: no less than the cheapest arm
 
     def expected(s: RunStatus) -> tuple[float, bool] | None:
         """(expected whole wall time, whether finished runs say so) or None."""
         keys = [("group", s.group), ("arm", s.arm or s.group)]
-        for times, told in ((finished, True), (projected, False)):
-            for k in keys:
-                if k in times:
-                    return _median(times[k]), told
+        for k in keys:
+            if k in finished:
+                return _median(finished[k]), True
+        for k in keys:
+            if k in projected:
+                return max(_median(projected[k]), floor), False
         return slowest
     return expected
 
