@@ -27,21 +27,26 @@ def test_pace_and_time_left_from_logged_rows():
     assert line == "3 runs: 1 done, 1 running, 1 new; 5,200/12,600 samples (41%); about 4 min left"
 
 
+def _run(arm: str, kind: str, **kw):
+    """One run's status in a sweep whose conditions are its arms: a budget of 100 samples."""
+    from bench.sweep.status import RunStatus
+
+    return RunStatus(kind, kind, kind == "running", 100 if kind == "done" else kw.pop("seen", 0), 100,
+                     kw.pop("pace", None), group=arm, arm=arm, **kw)
+
+
 def test_the_time_left_takes_each_arm_at_its_own_cost_over_the_runs_going_at_once():
     """Two VL-JEPA runs took 60 s side by side, a VLM run 240 s; a second VLM run is half-way through its samples
     after 120 s, two more wait. Its time left is its arm's 240 s less its 120 (its pace alone, 50 s, misses the
     evaluations to come); the two waiting take the two slots the sweep runs (one is free for the moment)."""
-    from bench.sweep.status import RunStatus, sweep_eta
+    from bench.sweep.status import sweep_eta
 
-    def run(arm: str, kind: str, **kw) -> RunStatus:
-        return RunStatus(kind, kind, kind == "running", 100 if kind == "done" else kw.pop("seen", 0), 100,
-                         kw.pop("pace", None), group=arm, arm=arm, **kw)
-    states = [run("vljepa", "done", elapsed_s=60.0, started=0.0), run("vljepa", "done", elapsed_s=60.0, started=0.0),
-              run("vlm", "done", elapsed_s=240.0, started=60.0),
-              run("vlm", "running", seen=50, pace=1.0, elapsed_s=120.0, started=180.0),
-              run("vlm", "new"), run("vlm", "new")]
+    states = [_run("vljepa", "done", elapsed_s=60.0, started=0.0), _run("vljepa", "done", elapsed_s=60.0, started=0.0),
+              _run("vlm", "done", elapsed_s=240.0, started=60.0),
+              _run("vlm", "running", seen=50, pace=1.0, elapsed_s=120.0, started=180.0),
+              _run("vlm", "new"), _run("vlm", "new")]
     assert sweep_eta(states) == 360.0  # slots: 120 + 240 and 240
-    assert sweep_eta(states + [run("clip", "new")]) == 480.0  # an arm not yet timed takes the slowest arm's 240
+    assert sweep_eta(states + [_run("clip", "new")]) == 480.0  # an arm not yet timed takes the slowest arm's 240
 
 
 def test_a_condition_not_yet_finished_takes_no_less_than_the_cheapest_finished_arm():
@@ -49,17 +54,14 @@ def test_a_condition_not_yet_finished_takes_no_less_than_the_cheapest_finished_a
     evaluation): a first run of a new condition, projected at its training pace alone, would read 60 s where
     every finished run took 180; its projection is floored at the cheapest finished arm (replayed, the sweep
     read 3.0x short without the floor)."""
-    from bench.sweep.status import RunStatus, sweep_eta
+    from bench.sweep.status import sweep_eta
 
-    def run(arm: str, kind: str, **kw) -> RunStatus:
-        return RunStatus(kind, kind, kind == "running", 100 if kind == "done" else kw.pop("seen", 0), 100,
-                         kw.pop("pace", None), group=arm, arm=arm, **kw)
-    states = [run("targets", "done", elapsed_s=180.0, started=0.0),
-              run("both", "running", seen=50, pace=50 / 30, elapsed_s=30.0, started=180.0),
-              run("both", "new"), run("both", "new")]
+    states = [_run("targets", "done", elapsed_s=180.0, started=0.0),
+              _run("both", "running", seen=50, pace=50 / 30, elapsed_s=30.0, started=180.0),
+              _run("both", "new"), _run("both", "new")]
     assert sweep_eta(states) == 30.0 + 180.0 + 180.0  # the running run's samples at its pace; not 60 for each waiting
-    cheap_first = [run("frozen", "done", elapsed_s=60.0, started=0.0),
-                   run("tuned", "running", seen=10, pace=10 / 60, elapsed_s=60.0, started=60.0), run("tuned", "new")]
+    cheap_first = [_run("frozen", "done", elapsed_s=60.0, started=0.0),
+                   _run("tuned", "running", seen=10, pace=10 / 60, elapsed_s=60.0, started=60.0), _run("tuned", "new")]
     assert sweep_eta(cheap_first) == 540.0 + 600.0  # a dearer arm keeps its own projection (600 s)
 
 
